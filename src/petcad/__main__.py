@@ -1,0 +1,3 @@
+from petcad.cli import main
+
+raise SystemExit(main())

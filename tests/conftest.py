@@ -1,0 +1,36 @@
+"""Shared fixtures: the reference data folder and a small synthetic cohort."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _test_data_dir() -> Path:
+    env = os.environ.get("PETCAD_TEST_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def test_data() -> Path:
+    """The shared reference data; skips when absent (fails when PETCAD_REQUIRE_TEST_DATA=1)."""
+    d = _test_data_dir()
+    if not (d / "README.md").exists():
+        msg = f"reference data not found at {d} (set PETCAD_TEST_DATA)"
+        if os.environ.get("PETCAD_REQUIRE_TEST_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """A small synthetic DICOM cohort (8 patients, default preset, seed 7); returns its manifest path."""
+    from petcad.phantom import generate_cohort
+
+    out = tmp_path_factory.mktemp("phantom_small")
+    return generate_cohort(out, n_patients=8, seed=7, preset="default", fmt="dicom")
