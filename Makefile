@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.petcad-installed
 
-.PHONY: all install demo test bench clean
+.PHONY: all install browser demo test bench clean
 
 all: test
 
@@ -25,7 +25,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/petcad demo
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+# As root with apt-get, `make test` installs it; otherwise those tests skip with a reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found and cannot be installed here: browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
