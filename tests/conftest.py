@@ -34,3 +34,39 @@ def small_cohort(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("phantom_small")
     return generate_cohort(out, n_patients=8, seed=7, preset="default", fmt="dicom")
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Skips when Chromium or Playwright is missing; fails instead when
+    PETCAD_REQUIRE_BROWSER=1 (as in CI, where `make test` installs Chromium).
+    """
+    import shutil
+
+    exe = os.environ.get("PETCAD_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        exe = None
+    if not exe:
+        msg = "Chromium or Playwright not installed (make test installs Debian's chromium as root)"
+        if os.environ.get("PETCAD_REQUIRE_BROWSER") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
