@@ -1,0 +1,262 @@
+"""What the networks train on: :class:`LesionData` (lesion sub-volume cache, labels, groups, features).
+
+Patches are never stored: each batch is sampled on the fly from the cache of
+cropped sub-volumes (:class:`petcad.patches.cache.LesionCache`) by one call of
+:class:`petcad.patches.sampler.PatchSampler` with that batch's augmentation
+transforms, then normalised per patch and channel
+(:func:`petcad.patches.normalize.normalize_patches`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from petcad.errors import InputError
+
+CHANNELS_6 = ("CT-axial", "CT-coronal", "CT-sagittal", "PET-axial", "PET-coronal", "PET-sagittal")
+CHANNELS_9 = CHANNELS_6 + ("mask-axial", "mask-coronal", "mask-sagittal")
+
+
+@dataclass
+class LesionData:
+    """Lesions to train on or predict: the patch source, labels, patient groups and optional features.
+
+    Attributes
+    ----------
+    cache : :class:`petcad.patches.cache.LesionCache` (cropped CT in HU / PET in SUV
+        sub-volumes around each lesion), or ``None`` when ``patches`` is given.
+    y : int array (n,), 1 = malignant, 0 = benign.
+    groups : array (n,) of patient ids (the grouping variable for splits).
+    features : float array (n, f) of diagnostic features (SUV, mm, HU; raw,
+        standardised by the estimator with training statistics) for ``hybrid``; or None.
+    feature_names : names of the feature columns.
+    lesion_ids : array (n,) of lesion ids (defaults to the cache's).
+    size, spacing_mm : patch size in pixels and pixel spacing in mm.
+    with_mask : add the 3 mask channels (9 channels in all).
+    patches : optional precomputed patches (n, C, size, size) in HU / SUV, used
+        instead of the cache (no augmentation possible: transforms must be identity).
+    sources : optional per-lesion strings (e.g. ``"ct|pet"`` paths as written in
+        the manifest) that enter the training-data hash.
+    """
+
+    cache: Any
+    y: np.ndarray
+    groups: np.ndarray
+    features: np.ndarray | None = None
+    feature_names: Sequence[str] = ()
+    lesion_ids: np.ndarray | None = None
+    size: int = 51
+    spacing_mm: float = 1.0
+    with_mask: bool = False
+    patches: np.ndarray | None = None
+    sources: Sequence[str] = ()
+    _sampler: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y).astype(np.int64).reshape(-1)
+        self.groups = np.asarray(self.groups).reshape(-1)
+        n = len(self.y)
+        if len(self.groups) != n:
+            raise InputError("LesionData", f"{len(self.groups)} groups for {n} labels")
+        if not np.all(np.isin(self.y, (0, 1))):
+            raise InputError("LesionData", "labels must be 0 (benign) or 1 (malignant)")
+        if self.lesion_ids is None:
+            ids = getattr(self.cache, "lesion_ids", None)
+            self.lesion_ids = np.asarray(ids if ids is not None else [str(i) for i in range(n)])
+        self.lesion_ids = np.asarray(self.lesion_ids).astype(str)
+        if len(self.lesion_ids) != n:
+            raise InputError("LesionData", f"{len(self.lesion_ids)} lesion ids for {n} labels")
+        if self.features is not None:
+            self.features = np.asarray(self.features, dtype=np.float64)
+            if self.features.ndim != 2 or self.features.shape[0] != n:
+                raise InputError("LesionData", f"features must be (n={n}, f), got {self.features.shape}")
+            self.feature_names = tuple(self.feature_names) or tuple(f"f{i}" for i in range(self.features.shape[1]))
+        if self.patches is not None:
+            self.patches = np.asarray(self.patches, dtype=np.float32)
+            if self.patches.ndim != 4 or self.patches.shape[0] != n or self.patches.shape[2:] != (self.size, self.size):
+                raise InputError("LesionData", f"patches must be (n={n}, C, {self.size}, {self.size}), got {self.patches.shape}")
+        elif self.cache is None:
+            raise InputError("LesionData", "needs a LesionCache or precomputed patches")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_channels(self) -> int:
+        if self.patches is not None:
+            return int(self.patches.shape[1])
+        return 9 if self.with_mask else 6
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return CHANNELS_9 if self.n_channels == 9 else CHANNELS_6[: self.n_channels]
+
+    # ------------------------------------------------------------------ sampling
+    def sampler(self):
+        if self._sampler is None:
+            from petcad.patches.sampler import PatchSampler
+
+            self._sampler = PatchSampler(size=self.size, spacing_mm=self.spacing_mm, with_mask=self.with_mask)
+        return self._sampler
+
+    def sample(self, indices: np.ndarray, transforms: np.ndarray | None = None) -> np.ndarray:
+        """Normalised float32 patches ``(n, C, size, size)`` for lesions ``indices``.
+
+        ``transforms`` ``(n, 6)``: rotations about X, Y, Z (degrees) and shifts
+        along X, Y, Z (patch pixels); None = identity. One sampler call per batch.
+        """
+        from petcad.patches.normalize import normalize_patches
+
+        indices = np.asarray(indices, dtype=np.int64)
+        if transforms is None:
+            transforms = np.zeros((len(indices), 6))
+        if self.patches is not None:
+            if np.any(transforms != 0):
+                raise InputError("LesionData", "precomputed patches cannot be augmented (use augment='none')")
+            raw = self.patches[indices]
+        else:
+            raw = self.sampler().sample(self.cache, indices, np.asarray(transforms, dtype=np.float64))
+        return normalize_patches(raw, out=raw) if raw.flags.writeable and raw.dtype == np.float32 and self.patches is None else normalize_patches(raw)
+
+    # ------------------------------------------------------------------ hashing
+    def fingerprint(self, indices: np.ndarray | None = None) -> str:
+        """sha256 of the sorted (lesion id, label, source) rows of ``indices`` (all by default)."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        src = list(self.sources) if len(self.sources) == len(self) else [""] * len(self)
+        rows = sorted(f"{self.groups[i]}\t{self.lesion_ids[i]}\t{int(self.y[i])}\t{src[i]}" for i in idx)
+        return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
+
+    def describe(self) -> dict:
+        return {
+            "n_lesions": len(self),
+            "n_patients": int(len(np.unique(self.groups))),
+            "n_malignant": int(self.y.sum()),
+            "channels": list(self.channels),
+            "patch_size": self.size,
+            "spacing_mm": self.spacing_mm,
+        }
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_cohort(
+        cls,
+        cohort,
+        *,
+        size: int = 51,
+        spacing_mm: float = 1.0,
+        with_mask: bool = False,
+        features: np.ndarray | None = None,
+        feature_names: Sequence[str] = (),
+        sources: Sequence[str] = (),
+    ) -> "LesionData":
+        """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order)."""
+        from petcad.patches.cache import LesionCache
+
+        cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask)
+        labels = cohort.labels()
+        bad = sorted({lab for lab in labels if lab not in ("benign", "malignant")})
+        if bad:
+            raise InputError("manifest", f"labels must be benign or malignant for the CNNs, got {', '.join(bad)}")
+        y = np.array([lab == "malignant" for lab in labels], dtype=np.int64)
+        ids = [les.lesion_id for _, les in cohort.iter_lesions()]
+        return cls(
+            cache=cache, y=y, groups=np.asarray(cohort.patient_ids()), features=features,
+            feature_names=feature_names, lesion_ids=np.asarray(ids), size=size, spacing_mm=spacing_mm,
+            with_mask=with_mask, sources=sources,
+        )
+
+
+def manifest_sources(path: str | os.PathLike) -> dict[tuple[str, str], str]:
+    """(patient_id, lesion_id) -> "ct|pet" as written in the manifest CSV (for the data hash)."""
+    out: dict[tuple[str, str], str] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                key = (str(row.get("patient_id", "")).strip(), str(row.get("lesion_id", "")).strip())
+                out[key] = f"{str(row.get('ct', '')).strip()}|{str(row.get('pet', '')).strip()}"
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(path, f"cannot read manifest: {exc}") from None
+    return out
+
+
+def load_manifest_data(
+    manifest: str | os.PathLike,
+    *,
+    size: int = 51,
+    spacing_mm: float = 1.0,
+    with_mask: bool = False,
+    with_features: bool = False,
+):
+    """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``."""
+    from petcad.io.manifest import load_cohort
+
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise InputError(manifest, "manifest not found")
+    cohort = load_cohort(manifest)
+    if cohort.n_lesions == 0:
+        raise InputError(manifest, "no lesions")
+    src = manifest_sources(manifest)
+    sources = [src.get((les.patient_id, les.lesion_id), "") for _, les in cohort.iter_lesions()]
+    feats, names = None, ()
+    if with_features:
+        feats, names = cohort_feature_matrix(cohort)
+    data = LesionData.from_cohort(
+        cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask, features=feats,
+        feature_names=names, sources=sources,
+    )
+    return cohort, data
+
+
+def cohort_feature_matrix(cohort) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Diagnostic features of every lesion (petcad.features.diagnostic): (X (n, f), names)."""
+    from petcad.features.diagnostic import cohort_features
+
+    res = cohort_features(cohort)
+    names, X = _names_and_matrix(res)
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[0] != cohort.n_lesions:
+        raise InputError("features", f"{X.shape[0]} feature rows for {cohort.n_lesions} lesions")
+    return X, tuple(names)
+
+
+def _names_and_matrix(res):
+    """Accept ``(names, X)``, ``(X, names)`` or a DataFrame-like with ``columns``."""
+    if hasattr(res, "columns") and hasattr(res, "to_numpy"):
+        cols = [c for c in res.columns if c not in ("patient_id", "lesion_id", "label")]
+        return tuple(str(c) for c in cols), res[cols].to_numpy(dtype=np.float64)
+    a, b = res[0], res[1]
+    if isinstance(a, np.ndarray) and a.ndim == 2:
+        return tuple(b), a
+    return tuple(a), np.asarray(b)
+
+
+def features_for_study(study, lesions) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Diagnostic features for given lesions of one study: (X (n, f), names)."""
+    from petcad.features.diagnostic import compute_features
+
+    rows = [compute_features(study, les) for les in lesions]
+    names = tuple(rows[0].keys()) if rows else ()
+    return np.array([[float(r[k]) for k in names] for r in rows], dtype=np.float64).reshape(len(rows), len(names)), names
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
