@@ -1,0 +1,121 @@
+"""A :class:`~petcad.study.Study` from a CT and a PET, each a DICOM folder or an image file.
+
+DICOM CT is read in HU (per-slice rescale), DICOM PET converted to SUV by
+:mod:`petcad.io.suv` (the audit goes to ``Study.suv``); image files are taken as
+HU and SUV. CT and PET DICOM series must share a FrameOfReferenceUID, else
+:class:`~petcad.errors.InputError` (``allow_frame_mismatch=True`` overrides,
+for images registered by other means).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from petcad.errors import InputError
+from petcad.io.suv import SUVSettings, compute_suv
+from petcad.io.volumes import is_image_file, read_image
+from petcad.study import Lesion, Study, Volume
+
+
+@dataclass
+class LoadedImage:
+    """One side of a study: the volume, and for DICOM the series and the SUV audit."""
+
+    volume: Volume
+    path: Path
+    series: object | None = None  # petcad.io.dicom.DicomSeries
+    suv_audit: dict | None = None
+
+    @property
+    def frame_of_reference_uid(self) -> str | None:
+        return None if self.series is None else (self.series.info.frame_of_reference_uid or None)
+
+
+def load_ct(
+    path: str | os.PathLike,
+    *,
+    series_uid: str | None = None,
+    on_irregular: Literal["error", "resample", "stack"] = "error",
+) -> LoadedImage:
+    """CT in HU from a DICOM folder (the one CT series, or ``series_uid``) or an image file."""
+    from petcad.io.dicom import read_series
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_file() and is_image_file(path):
+        return LoadedImage(volume=read_image(path, modality="CT"), path=path)
+    s = read_series(path, series_uid=series_uid, modality=None if series_uid else "CT", on_irregular=on_irregular)
+    if s.info.modality not in ("CT", ""):
+        raise InputError(path, f"series {s.info.series_uid} is {s.info.modality}, expected CT")
+    _check_finite(s.volume, path)
+    return LoadedImage(volume=s.volume, path=path, series=s)
+
+
+def load_pet(
+    path: str | os.PathLike,
+    *,
+    suv: SUVSettings = SUVSettings(),
+    series_uid: str | None = None,
+    on_irregular: Literal["error", "resample", "stack"] = "error",
+) -> LoadedImage:
+    """PET in SUV from a DICOM folder (converted, with audit) or an image file (assumed SUV)."""
+    from petcad.io.dicom import read_series
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_file() and is_image_file(path):
+        return LoadedImage(volume=read_image(path, modality="PT"), path=path)
+    s = read_series(path, series_uid=series_uid, modality=None if series_uid else "PT", on_irregular=on_irregular)
+    if s.info.modality not in ("PT", ""):
+        raise InputError(path, f"series {s.info.series_uid} is {s.info.modality}, expected PT")
+    _check_finite(s.volume, path)
+    vol, audit = compute_suv(s, suv)
+    return LoadedImage(volume=vol, path=path, series=s, suv_audit=audit.to_dict())
+
+
+def _check_finite(vol: Volume, path) -> None:
+    import numpy as np
+
+    bad = ~np.isfinite(vol.array)
+    if bad.any():
+        raise InputError(path, f"{int(bad.sum())} NaN or infinite voxels in the image")
+
+
+def check_frames(ct: LoadedImage, pet: LoadedImage, *, allow_frame_mismatch: bool = False) -> None:
+    """InputError when both are DICOM with different FrameOfReferenceUIDs (unless allowed)."""
+    a, b = ct.frame_of_reference_uid, pet.frame_of_reference_uid
+    if a and b and a != b and not allow_frame_mismatch:
+        raise InputError(
+            pet.path,
+            f"PET FrameOfReferenceUID differs from the CT's ({ct.path}): the images are not in one patient frame; "
+            "register them, or pass --allow-frame-mismatch (allow_frame_mismatch=True) if they are already aligned",
+        )
+
+
+def load_study(
+    ct: str | os.PathLike,
+    pet: str | os.PathLike,
+    *,
+    patient_id: str,
+    lesions: Sequence[Lesion] = (),
+    suv: SUVSettings = SUVSettings(),
+    ct_series: str | None = None,
+    pet_series: str | None = None,
+    allow_frame_mismatch: bool = False,
+    on_irregular: Literal["error", "resample", "stack"] = "error",
+) -> Study:
+    """Read a CT (HU) and a PET (SUV) into a :class:`Study`.
+
+    ``ct`` / ``pet`` are DICOM folders or NIfTI/NRRD/MHA files; ``ct_series`` /
+    ``pet_series`` choose a SeriesInstanceUID when a folder holds several.
+    ``patient_id`` is the caller's pseudonym (never read from headers).
+    """
+    c = load_ct(ct, series_uid=ct_series, on_irregular=on_irregular)
+    p = load_pet(pet, suv=suv, series_uid=pet_series, on_irregular=on_irregular)
+    check_frames(c, p, allow_frame_mismatch=allow_frame_mismatch)
+    return Study(patient_id=str(patient_id), ct=c.volume, pet=p.volume, lesions=list(lesions), suv=p.suv_audit or {})
