@@ -1,0 +1,263 @@
+"""Tri-planar 2.5D patches by trilinear interpolation in physical space (a compiled numba kernel).
+
+For patch ``t`` (lesion ``L``, transform ``T``) the world position of pixel ``(row, col)`` of
+plane ``p`` is ``centre_L + R(T) @ ((col - h) s u_p + (row - h) s v_p) + shift(T)`` (see
+:mod:`petcad.patches.geometry`); it is mapped to each modality's continuous voxel index
+with that modality's own origin, spacing and direction, and interpolated trilinearly from
+the lesion's cropped sub-volume. Voxels outside a volume take the fill value (CT -1024 HU,
+PET 0 SUV, mask 0) in the interpolation. Because the map from (row, col) to voxel index is
+affine, the kernel only needs a start index and two index steps per (patch, modality,
+plane), computed with numpy for the whole batch; the kernel then loops over patches in
+parallel (``prange``) and gathers the 8 neighbours of each pixel.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from petcad.errors import InputError
+from petcad.patches.augment import warn_large_shifts
+from petcad.patches.cache import FILL_VALUES, MODALITIES, LesionCache, _check_size
+from petcad.patches.geometry import (
+    PLANES,
+    extent_mm,
+    plane_half_width_mm,
+    plane_world_axes,
+    rotation_matrices,
+    shifts_to_mm,
+)
+
+#: Channel names in output order (the first 6, or all 9 with the mask).
+CHANNELS: tuple[str, ...] = tuple(f"{m}-{p}" for m in MODALITIES for p in PLANES)
+CHANNELS_6: tuple[str, ...] = CHANNELS[:6]
+CHANNELS_9: tuple[str, ...] = CHANNELS
+
+
+@njit(fastmath=False, cache=True, inline="always")
+def _one_patch(t, data, offsets, shapes, fills, lesion, base, drow, dcol, out):  # pragma: no cover - compiled
+    """Fill ``out[t]``: every channel of patch ``t``."""
+    size = out.shape[2]
+    n_mod = base.shape[1]
+    les = lesion[t]
+    for m in range(n_mod):
+        off = offsets[les, m]
+        ni = shapes[les, m, 0]
+        nj = shapes[les, m, 1]
+        nk = shapes[les, m, 2]
+        fill = fills[m]
+        for p in range(3):
+            ch = m * 3 + p
+            for r in range(size):
+                ri = base[t, m, p, 0] + r * drow[t, m, p, 0]
+                rj = base[t, m, p, 1] + r * drow[t, m, p, 1]
+                rk = base[t, m, p, 2] + r * drow[t, m, p, 2]
+                ci = dcol[t, m, p, 0]
+                cj = dcol[t, m, p, 1]
+                ck = dcol[t, m, p, 2]
+                for c in range(size):
+                    fi = ri + c * ci
+                    fj = rj + c * cj
+                    fk = rk + c * ck
+                    i0f = math.floor(fi)
+                    j0f = math.floor(fj)
+                    k0f = math.floor(fk)
+                    wi = fi - i0f
+                    wj = fj - j0f
+                    wk = fk - k0f
+                    i0 = int(i0f)
+                    j0 = int(j0f)
+                    k0 = int(k0f)
+                    if i0 >= 0 and j0 >= 0 and k0 >= 0 and i0 + 1 < ni and j0 + 1 < nj and k0 + 1 < nk:
+                        q = off + (k0 * nj + j0) * ni + i0
+                        v000 = data[q]
+                        v001 = data[q + 1]
+                        v010 = data[q + ni]
+                        v011 = data[q + ni + 1]
+                        q += nj * ni
+                        v100 = data[q]
+                        v101 = data[q + 1]
+                        v110 = data[q + ni]
+                        v111 = data[q + ni + 1]
+                    else:
+                        v000 = v001 = v010 = v011 = v100 = v101 = v110 = v111 = fill
+                        for dk in range(2):
+                            kk = k0 + dk
+                            if kk < 0 or kk >= nk:
+                                continue
+                            for dj in range(2):
+                                jj = j0 + dj
+                                if jj < 0 or jj >= nj:
+                                    continue
+                                for di in range(2):
+                                    ii = i0 + di
+                                    if ii < 0 or ii >= ni:
+                                        continue
+                                    v = data[off + (kk * nj + jj) * ni + ii]
+                                    if dk == 0:
+                                        if dj == 0:
+                                            if di == 0:
+                                                v000 = v
+                                            else:
+                                                v001 = v
+                                        elif di == 0:
+                                            v010 = v
+                                        else:
+                                            v011 = v
+                                    elif dj == 0:
+                                        if di == 0:
+                                            v100 = v
+                                        else:
+                                            v101 = v
+                                    elif di == 0:
+                                        v110 = v
+                                    else:
+                                        v111 = v
+                    a00 = v000 + wi * (v001 - v000)
+                    a01 = v010 + wi * (v011 - v010)
+                    a10 = v100 + wi * (v101 - v100)
+                    a11 = v110 + wi * (v111 - v110)
+                    b0 = a00 + wj * (a01 - a00)
+                    b1 = a10 + wj * (a11 - a10)
+                    out[t, ch, r, c] = b0 + wk * (b1 - b0)
+
+
+@njit(parallel=True, fastmath=False, cache=True)
+def _trilinear_planes(data, offsets, shapes, fills, lesion, base, drow, dcol, out):  # pragma: no cover - compiled
+    """All patches, in parallel over patches (numba threads)."""
+    for t in prange(out.shape[0]):
+        _one_patch(t, data, offsets, shapes, fills, lesion, base, drow, dcol, out)
+
+
+@njit(fastmath=False, cache=True)
+def _trilinear_planes_serial(data, offsets, shapes, fills, lesion, base, drow, dcol, out):  # pragma: no cover
+    """All patches in this thread: used in forked processes (DataLoader workers), where the
+    parent's OpenMP thread pool must not be touched."""
+    for t in range(out.shape[0]):
+        _one_patch(t, data, offsets, shapes, fills, lesion, base, drow, dcol, out)
+
+
+_PARALLEL_PID: list[int] = []
+
+
+def _kernel():
+    """The parallel kernel in the process that first used it, the serial one in forked children."""
+    pid = os.getpid()
+    if not _PARALLEL_PID:
+        _PARALLEL_PID.append(pid)
+    return _trilinear_planes if _PARALLEL_PID[0] == pid else _trilinear_planes_serial
+
+
+class PatchSampler:
+    """Samples augmented tri-planar patches from a :class:`LesionCache`.
+
+    Parameters
+    ----------
+    size : patch side in pixels (odd; default 51 as in the original study).
+    spacing_mm : distance between pixel centres in mm (default 1.0).
+    with_mask : add the three mask planes (9 channels instead of 6).
+    shift_unit : ``"px"`` (default): the shift columns of a transform are patch pixels
+        (``shift_mm = shift * spacing_mm``); ``"mm"``: they are millimetres.
+    chunk : patches per kernel call in :meth:`sample_iter` (memory stays flat).
+
+    Output values are HU (CT) and SUV (PET), not normalised; mask channels are in [0, 1].
+    """
+
+    def __init__(self, size: int = 51, spacing_mm: float = 1.0, with_mask: bool = False,
+                 shift_unit: str = "px", chunk: int = 512) -> None:
+        _check_size(size, spacing_mm)
+        if shift_unit not in ("px", "mm"):
+            raise InputError("shift_unit", f"must be 'px' or 'mm', got {shift_unit!r}")
+        self.size = int(size)
+        self.spacing_mm = float(spacing_mm)
+        self.with_mask = bool(with_mask)
+        self.shift_unit = shift_unit
+        self.chunk = int(chunk)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return CHANNELS_9 if self.with_mask else CHANNELS_6
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    def _tables(self, cache: LesionCache, lesion: np.ndarray, transforms: np.ndarray):
+        n_mod = 3 if self.with_mask else 2
+        rot = rotation_matrices(transforms[:, :3])
+        uv = plane_world_axes(rot)  # (n, 3 planes, 2, 3) world u, v
+        shift = shifts_to_mm(transforms, self.spacing_mm, self.shift_unit)
+        s, h = self.spacing_mm, plane_half_width_mm(self.size, self.spacing_mm)
+        inv = cache.inverse[lesion, :n_mod]  # (n, M, 3, 3)
+        start_world = cache.centers_mm[lesion] + shift  # (n, 3)
+        rel = start_world[:, None, :] - cache.origins[lesion, :n_mod]  # (n, M, 3)
+        centre_idx = np.einsum("nmab,nmb->nma", inv, rel)
+        dcol = s * np.einsum("nmab,npb->nmpa", inv, uv[:, :, 0, :])  # (n, M, 3, 3)
+        drow = s * np.einsum("nmab,npb->nmpa", inv, uv[:, :, 1, :])
+        base = centre_idx[:, :, None, :] - (h / s) * (dcol + drow)
+        return np.ascontiguousarray(base), np.ascontiguousarray(drow), np.ascontiguousarray(dcol)
+
+    def _check(self, cache: LesionCache, lesion_index, transforms) -> tuple[np.ndarray, np.ndarray]:
+        lesion = np.asarray(lesion_index)
+        if lesion.ndim != 1 or not np.issubdtype(lesion.dtype, np.integer):
+            raise InputError("lesion_index", f"expected a 1-D integer array, got {lesion.dtype} {lesion.shape}")
+        lesion = lesion.astype(np.int64, copy=False)
+        t = np.asarray(transforms, dtype=np.float64)
+        if t.ndim != 2 or t.shape != (lesion.shape[0], 6):
+            raise InputError("transforms", f"expected shape ({lesion.shape[0]}, 6), got {t.shape}")
+        if not np.all(np.isfinite(t)):
+            raise InputError("transforms", "transforms must be finite")
+        if lesion.size and (lesion.min() < 0 or lesion.max() >= len(cache)):
+            raise InputError("lesion_index", f"indices must lie in [0, {len(cache)}), got {lesion.min()}..{lesion.max()}")
+        if self.with_mask and not cache.with_mask:
+            raise InputError("with_mask", "the cache was built without masks (LesionCache.from_cohort(..., with_mask=True))")
+        if self.shift_unit == "px":
+            warn_large_shifts(t)
+        elif t.size:
+            warn_large_shifts(t * np.array([1, 1, 1] + [1.0 / self.spacing_mm] * 3))
+        if t.size:
+            reach = extent_mm(t, self.size, self.spacing_mm, self.shift_unit).max()
+            if reach > cache.reach_mm + 1e-6:
+                raise InputError(
+                    "transforms",
+                    f"the planes reach {reach:.1f} mm from the lesion centre but the cache holds "
+                    f"{cache.reach_mm:.1f} mm; build the LesionCache with a larger size, spacing_mm, "
+                    "max_rotation_deg or max_shift_mm",
+                )
+        return lesion, t
+
+    def sample(self, cache: LesionCache, lesion_index: np.ndarray, transforms: np.ndarray,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Patches ``float32 (n, C, size, size)`` for lesions ``lesion_index`` ``(n,)`` under
+        ``transforms`` ``(n, 6)`` (one kernel call). ``C`` is 6 or 9, in :attr:`channels` order."""
+        lesion, t = self._check(cache, lesion_index, transforms)
+        n = lesion.shape[0]
+        shape = (n, self.n_channels, self.size, self.size)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+        if n == 0:
+            return out
+        base, drow, dcol = self._tables(cache, lesion, t)
+        fills = np.array([FILL_VALUES[m] for m in MODALITIES[: (3 if self.with_mask else 2)]], dtype=np.float32)
+        _kernel()(cache.data, cache.offsets, cache.shapes, fills, lesion, base, drow, dcol, out)
+        return out
+
+    def sample_iter(self, cache: LesionCache, lesion_index: np.ndarray, transforms: np.ndarray):
+        """Yield ``(start, patches)`` chunks of :meth:`sample` of at most ``chunk`` patches each."""
+        lesion = np.asarray(lesion_index)
+        t = np.asarray(transforms, dtype=np.float64)
+        for a in range(0, lesion.shape[0], self.chunk):
+            yield a, self.sample(cache, lesion[a : a + self.chunk], t[a : a + self.chunk])
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel on a tiny input."""
+    data = np.zeros(8, dtype=np.float32)
+    z = np.zeros((1, 1, 3, 3))
+    _kernel()(data, np.zeros((1, 1), np.int64), np.full((1, 1, 3), 2, np.int64),
+                      np.zeros(1, np.float32), np.zeros(1, np.int64), z, z, z, np.empty((1, 3, 1, 1), np.float32))
