@@ -1,0 +1,57 @@
+"""``petcad suv PET_DICOM_DIR --out suv.nii.gz``: convert a PET DICOM series to SUV."""
+
+from __future__ import annotations
+
+from petcad.cli._suv_options import add_suv_options, settings_from_args
+
+NAME = "suv"
+HELP = "convert a PET DICOM series to SUV (bw, lbm, lbm_janma, bsa, ibw) and write it with the PET geometry"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("pet", metavar="PET_DICOM_DIR", help="folder holding the PET DICOM series")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output image (.nii.gz, .nii, .nrrd, .mha)")
+    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several PET series")
+    parser.add_argument("--on-irregular", choices=["error", "resample", "stack"], default="error",
+                        help="what to do with missing or irregular slices (default: error)")
+    add_suv_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the SUV audit as JSON")
+
+
+def run(args) -> int:
+    import json
+    import warnings
+
+    import numpy as np
+
+    from petcad.io.dicom import read_series
+    from petcad.io.suv import compute_suv
+    from petcad.io.volumes import is_image_file, write_image
+    from petcad.errors import InputError
+
+    if not is_image_file(args.out):
+        raise InputError(args.out, "output must end in .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd")
+    settings = settings_from_args(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # notes are reported in the audit and below
+        series = read_series(args.pet, series_uid=args.series, modality=None if args.series else "PT",
+                             on_irregular=args.on_irregular)
+        vol, audit = compute_suv(series, settings)
+    if not np.isfinite(vol.array).all():
+        raise InputError(args.pet, f"{int((~np.isfinite(vol.array)).sum())} NaN or infinite voxels after SUV conversion")
+    write_image(vol, args.out)
+    d = audit.to_dict()
+    d["output"] = str(args.out)
+    d["series_uid"] = series.info.series_uid
+    d["reader_notes"] = series.notes
+    d["geometry"] = {"shape_ijk": list(vol.shape_ijk), "spacing_mm": vol.spacing.tolist(),
+                     "origin_mm": vol.origin.tolist(), "direction": vol.direction.reshape(-1).tolist()}
+    d["suv_stats"] = {"min": float(vol.array.min()), "max": float(vol.array.max())}
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        print(f"wrote {args.out}: SUV{audit.suv_type} ({audit.output_units}), factor {audit.factor:.6g}, "
+              f"max {d['suv_stats']['max']:.4g}")
+        for n in series.notes + audit.notes:
+            print(f"note: {n}")
+    return 0
