@@ -128,37 +128,38 @@ def _expected_pixel_bytes(ds) -> int | None:
 
 
 def _read_header(path: Path):
-    """pydicom header of ``path`` (no pixels), or None when the file is not DICOM.
+    """pydicom dataset of ``path`` with pixel data deferred, or None when not DICOM.
 
-    Raises InputError for a DICOM file that is truncated (header cut, or pixel
-    data shorter than Rows x Columns x BitsAllocated for uncompressed syntaxes).
+    The pixel data is read later from the file only for the chosen series
+    (``defer_size``), so each header is parsed once. Raises InputError for a
+    DICOM file that is truncated (header cut, or pixel data shorter than its
+    declared length).
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            pixel_pos = fp.tell()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(str(path), defer_size=256)
     except InvalidDicomError:
         return None
-    except (EOFError, OSError, ValueError, KeyError, struct.error, TypeError) as exc:
+    except (EOFError, OSError, ValueError, KeyError, struct.error, TypeError, AttributeError) as exc:
         if _looks_like_dicom(path):
             raise InputError(path, f"truncated or corrupt DICOM file ({type(exc).__name__})") from None
         return None
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         # DICOMDIR or a part-10 file without an image: not a series member
         return None
-    if "Rows" in ds:
-        ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "1.2.840.10008.1.2"))
-        nbytes = _expected_pixel_bytes(ds)
-        if ts in _UNCOMPRESSED and nbytes is not None:
+    if "Rows" in ds and "SeriesInstanceUID" in ds:
+        raw = ds._dict.get(0x7FE00010)
+        if raw is None:
+            raise InputError(path, "truncated DICOM file: image header without pixel data")
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if tell is not None and length is not None and length != 0xFFFFFFFF:
             size = path.stat().st_size
-            # pixel element header: 8 bytes (implicit VR) or 12 bytes (explicit VR OB/OW)
-            if size < pixel_pos + 8 + nbytes:
-                raise InputError(
-                    path, f"truncated DICOM file: {size} bytes, pixel data needs {pixel_pos + 8 + nbytes}"
-                )
+            if size < tell + length:
+                raise InputError(path, f"truncated DICOM file: {size} bytes, pixel data needs {tell + length}")
     return ds
 
 
@@ -281,19 +282,17 @@ def _floats(ds, name: str, n: int, path) -> np.ndarray:
     return arr
 
 
-def _pixels(path: Path) -> tuple[np.ndarray, object]:
-    import pydicom
-
+def _pixels(path: Path, ds) -> tuple[np.ndarray, object]:
+    """Pixels of one slice (pydicom decoding), per-slice rescale applied in float32."""
     try:
-        ds = pydicom.dcmread(path)
         arr = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for broken pixel data
         raise InputError(path, f"cannot decode pixel data ({type(exc).__name__}: {str(exc)[:120]})") from None
     if arr.ndim != 2:
         raise InputError(path, f"expected one 2D image per file, got pixel array of shape {arr.shape} "
                          "(multi-frame and colour images are not supported)")
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0) if "RescaleSlope" in ds else 1.0
-    inter = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0) if "RescaleIntercept" in ds else 0.0
+    slope = _float_or(getattr(ds, "RescaleSlope", None), 1.0)
+    inter = _float_or(getattr(ds, "RescaleIntercept", None), 0.0)
     out = arr.astype(np.float32)
     if slope != 1.0:
         out *= np.float32(slope)
@@ -301,6 +300,13 @@ def _pixels(path: Path) -> tuple[np.ndarray, object]:
         out += np.float32(inter)
     del ds.PixelData
     return out, ds
+
+
+def _float_or(v, default: float) -> float:
+    try:
+        return default if v is None or v == "" else float(v)
+    except (TypeError, ValueError):
+        return default
 
 
 def read_series(
@@ -409,7 +415,7 @@ def read_series(
         st = getattr(heads[0], "SpacingBetweenSlices", None) or getattr(heads[0], "SliceThickness", None) or 1.0
         sp_k = float(st)
 
-    results = [_pixels(p) for p in paths]
+    results = [_pixels(p, d) for p, d in zip(paths, heads)]
     arr = np.stack([r[0] for r in results])
     datasets = [r[1] for r in results]
 
