@@ -48,10 +48,15 @@ GAP_FACTOR = 1.5
 NOISE_IRREGULARITY = 1e-3
 
 _IMAGE_STORAGE_SKIP = {"RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG", "SEG", "RWV"}
-_UNCOMPRESSED = {
-    "1.2.840.10008.1.2",  # implicit VR little endian
-    "1.2.840.10008.1.2.1",  # explicit VR little endian
-    "1.2.840.10008.1.2.2",  # explicit VR big endian
+_DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+_IMAGE_SOPS = {
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # enhanced CT
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.130",  # enhanced PET
+    "1.2.840.10008.5.1.4.1.1.4",  # MR
+    "1.2.840.10008.5.1.4.1.1.20",  # NM
+    "1.2.840.10008.5.1.4.1.1.7",  # secondary capture
 }
 
 
@@ -116,17 +121,6 @@ class DicomSeries:
 
 
 # --------------------------------------------------------------------- listing
-def _expected_pixel_bytes(ds) -> int | None:
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        bits = int(ds.BitsAllocated)
-        spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    return rows * cols * spp * frames * bits // 8
-
-
 def _read_header(path: Path):
     """pydicom dataset of ``path`` with pixel data deferred, or None when not DICOM.
 
@@ -148,13 +142,18 @@ def _read_header(path: Path):
         if _looks_like_dicom(path):
             raise InputError(path, f"truncated or corrupt DICOM file ({type(exc).__name__})") from None
         return None
-    if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
-        # DICOMDIR or a part-10 file without an image: not a series member
-        return None
-    if "Rows" in ds and "SeriesInstanceUID" in ds:
-        raw = ds._dict.get(0x7FE00010)
-        if raw is None:
-            raise InputError(path, "truncated DICOM file: image header without pixel data")
+    meta = getattr(ds, "file_meta", None)
+    sop = str(ds.get("SOPClassUID", None) or getattr(meta, "MediaStorageSOPClassUID", "") or "")
+    if sop == _DICOMDIR_SOP or (not sop and "SeriesInstanceUID" not in ds):
+        return None  # DICOMDIR or not a composite object: not a series member
+    is_image = sop in _IMAGE_SOPS or str(ds.get("Modality", "")) in ("CT", "PT", "MR", "NM") or "Rows" in ds
+    raw = ds._dict.get(0x7FE00010)
+    if "SeriesInstanceUID" not in ds or (is_image and raw is None):
+        # pydicom returns what it could parse of a file cut short: a part-10 object
+        # without SeriesInstanceUID, or an image without pixel data, is truncated
+        raise InputError(path, f"truncated DICOM file: {len(ds)} elements read, "
+                         + ("no SeriesInstanceUID" if "SeriesInstanceUID" not in ds else "no pixel data"))
+    if is_image and raw is not None:
         tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
         if tell is not None and length is not None and length != 0xFFFFFFFF:
             size = path.stat().st_size
