@@ -512,7 +512,7 @@ def compute_suv(series, settings: SUVSettings = SUVSettings()) -> tuple[Volume, 
 
     def bqml_factor(activity_scale: np.ndarray) -> np.ndarray:
         """per-slice factor: value * activity_scale -> Bq/mL -> SUVbw."""
-        nonlocal dose, half_life, inj, scan, decay_factor, decay_time, decayed_dose
+        nonlocal dose, half_life, inj, scan, decay_factor, decay_time, decayed_dose, scan_rule
         if weight is None:
             raise InputError(f"{where}: PatientWeight (0010,1030)", f"missing patient weight; give {OPTION_FOR['weight']}")
         dose = need_dose()
