@@ -38,91 +38,110 @@ CHANNELS_9: tuple[str, ...] = CHANNELS
 
 
 @njit(fastmath=False, cache=True, inline="always")
+def _plane_inside(data, off, ni, nj, b0, b1, b2, r0, r1, r2, c0, c1, c2, out, t, ch):  # pragma: no cover
+    """One plane whose pixels all have their 8 neighbours inside the crop: no bounds checks,
+    and truncation equals floor because every index is >= 0."""
+    size = out.shape[2]
+    nij = nj * ni
+    for r in range(size):
+        ri = b0 + r * r0
+        rj = b1 + r * r1
+        rk = b2 + r * r2
+        for c in range(size):
+            fi = ri + c * c0
+            fj = rj + c * c1
+            fk = rk + c * c2
+            i0 = int(fi)
+            j0 = int(fj)
+            k0 = int(fk)
+            wi = np.float32(fi - i0)
+            wj = np.float32(fj - j0)
+            wk = np.float32(fk - k0)
+            q = off + k0 * nij + j0 * ni + i0
+            v000 = data[q]
+            v001 = data[q + 1]
+            v010 = data[q + ni]
+            v011 = data[q + ni + 1]
+            q += nij
+            v100 = data[q]
+            v101 = data[q + 1]
+            v110 = data[q + ni]
+            v111 = data[q + ni + 1]
+            a00 = v000 + wi * (v001 - v000)
+            a01 = v010 + wi * (v011 - v010)
+            a10 = v100 + wi * (v101 - v100)
+            a11 = v110 + wi * (v111 - v110)
+            e0 = a00 + wj * (a01 - a00)
+            e1 = a10 + wj * (a11 - a10)
+            out[t, ch, r, c] = e0 + wk * (e1 - e0)
+
+
+@njit(fastmath=False, cache=True, inline="always")
+def _plane_border(data, off, ni, nj, nk, fill, b0, b1, b2, r0, r1, r2, c0, c1, c2, out, t, ch):  # pragma: no cover
+    """One plane reaching the crop border: neighbours outside the crop count as ``fill``."""
+    size = out.shape[2]
+    for r in range(size):
+        for c in range(size):
+            fi = b0 + r * r0 + c * c0
+            fj = b1 + r * r1 + c * c1
+            fk = b2 + r * r2 + c * c2
+            i0f = math.floor(fi)
+            j0f = math.floor(fj)
+            k0f = math.floor(fk)
+            wi = fi - i0f
+            wj = fj - j0f
+            wk = fk - k0f
+            i0 = int(i0f)
+            j0 = int(j0f)
+            k0 = int(k0f)
+            acc = 0.0
+            for dk in range(2):
+                kk = k0 + dk
+                w_k = wk if dk == 1 else 1.0 - wk
+                for dj in range(2):
+                    jj = j0 + dj
+                    w_jk = w_k * (wj if dj == 1 else 1.0 - wj)
+                    for di in range(2):
+                        ii = i0 + di
+                        w = w_jk * (wi if di == 1 else 1.0 - wi)
+                        if 0 <= ii < ni and 0 <= jj < nj and 0 <= kk < nk:
+                            acc += w * data[off + (kk * nj + jj) * ni + ii]
+                        else:
+                            acc += w * fill
+            out[t, ch, r, c] = acc
+
+
+@njit(fastmath=False, cache=True, inline="always")
 def _one_patch(t, data, offsets, shapes, fills, lesion, base, drow, dcol, out):  # pragma: no cover - compiled
     """Fill ``out[t]``: every channel of patch ``t``."""
-    size = out.shape[2]
-    n_mod = base.shape[1]
+    last = out.shape[2] - 1
     les = lesion[t]
-    for m in range(n_mod):
+    for m in range(base.shape[1]):
         off = offsets[les, m]
         ni = shapes[les, m, 0]
         nj = shapes[les, m, 1]
         nk = shapes[les, m, 2]
-        fill = fills[m]
         for p in range(3):
-            ch = m * 3 + p
-            for r in range(size):
-                ri = base[t, m, p, 0] + r * drow[t, m, p, 0]
-                rj = base[t, m, p, 1] + r * drow[t, m, p, 1]
-                rk = base[t, m, p, 2] + r * drow[t, m, p, 2]
-                ci = dcol[t, m, p, 0]
-                cj = dcol[t, m, p, 1]
-                ck = dcol[t, m, p, 2]
-                for c in range(size):
-                    fi = ri + c * ci
-                    fj = rj + c * cj
-                    fk = rk + c * ck
-                    i0f = math.floor(fi)
-                    j0f = math.floor(fj)
-                    k0f = math.floor(fk)
-                    wi = fi - i0f
-                    wj = fj - j0f
-                    wk = fk - k0f
-                    i0 = int(i0f)
-                    j0 = int(j0f)
-                    k0 = int(k0f)
-                    if i0 >= 0 and j0 >= 0 and k0 >= 0 and i0 + 1 < ni and j0 + 1 < nj and k0 + 1 < nk:
-                        q = off + (k0 * nj + j0) * ni + i0
-                        v000 = data[q]
-                        v001 = data[q + 1]
-                        v010 = data[q + ni]
-                        v011 = data[q + ni + 1]
-                        q += nj * ni
-                        v100 = data[q]
-                        v101 = data[q + 1]
-                        v110 = data[q + ni]
-                        v111 = data[q + ni + 1]
-                    else:
-                        v000 = v001 = v010 = v011 = v100 = v101 = v110 = v111 = fill
-                        for dk in range(2):
-                            kk = k0 + dk
-                            if kk < 0 or kk >= nk:
-                                continue
-                            for dj in range(2):
-                                jj = j0 + dj
-                                if jj < 0 or jj >= nj:
-                                    continue
-                                for di in range(2):
-                                    ii = i0 + di
-                                    if ii < 0 or ii >= ni:
-                                        continue
-                                    v = data[off + (kk * nj + jj) * ni + ii]
-                                    if dk == 0:
-                                        if dj == 0:
-                                            if di == 0:
-                                                v000 = v
-                                            else:
-                                                v001 = v
-                                        elif di == 0:
-                                            v010 = v
-                                        else:
-                                            v011 = v
-                                    elif dj == 0:
-                                        if di == 0:
-                                            v100 = v
-                                        else:
-                                            v101 = v
-                                    elif di == 0:
-                                        v110 = v
-                                    else:
-                                        v111 = v
-                    a00 = v000 + wi * (v001 - v000)
-                    a01 = v010 + wi * (v011 - v010)
-                    a10 = v100 + wi * (v101 - v100)
-                    a11 = v110 + wi * (v111 - v110)
-                    b0 = a00 + wj * (a01 - a00)
-                    b1 = a10 + wj * (a11 - a10)
-                    out[t, ch, r, c] = b0 + wk * (b1 - b0)
+            b0 = base[t, m, p, 0]
+            b1 = base[t, m, p, 1]
+            b2 = base[t, m, p, 2]
+            r0 = drow[t, m, p, 0]
+            r1 = drow[t, m, p, 1]
+            r2 = drow[t, m, p, 2]
+            c0 = dcol[t, m, p, 0]
+            c1 = dcol[t, m, p, 1]
+            c2 = dcol[t, m, p, 2]
+            # the index is affine in (row, col): its extremes over the plane are at the corners
+            lo0 = b0 + min(0.0, last * r0) + min(0.0, last * c0)
+            hi0 = b0 + max(0.0, last * r0) + max(0.0, last * c0)
+            lo1 = b1 + min(0.0, last * r1) + min(0.0, last * c1)
+            hi1 = b1 + max(0.0, last * r1) + max(0.0, last * c1)
+            lo2 = b2 + min(0.0, last * r2) + min(0.0, last * c2)
+            hi2 = b2 + max(0.0, last * r2) + max(0.0, last * c2)
+            if lo0 >= 0.0 and lo1 >= 0.0 and lo2 >= 0.0 and hi0 < ni - 1 and hi1 < nj - 1 and hi2 < nk - 1:
+                _plane_inside(data, off, ni, nj, b0, b1, b2, r0, r1, r2, c0, c1, c2, out, t, m * 3 + p)
+            else:
+                _plane_border(data, off, ni, nj, nk, fills[m], b0, b1, b2, r0, r1, r2, c0, c1, c2, out, t, m * 3 + p)
 
 
 @njit(parallel=True, fastmath=False, cache=True)
