@@ -29,6 +29,7 @@ Messages never contain patient names or identifiers.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -211,12 +212,28 @@ def _info_from_group(uid: str, members: list) -> SeriesInfo:
     return SeriesInfo(
         series_uid=uid,
         modality=str(getattr(ds0, "Modality", "") or ""),
-        description=str(getattr(ds0, "SeriesDescription", "") or ""),
+        description=_redact(str(getattr(ds0, "SeriesDescription", "") or ""), ds0),
         n_slices=len(members),
         frame_of_reference_uid=str(getattr(ds0, "FrameOfReferenceUID", "") or ""),
         folder=common,
         files=paths,
     )
+
+
+def _redact(text: str, ds) -> str:
+    """``text`` with the patient's name parts and ID (as found in ``ds``) replaced by ``***``."""
+    secrets = set()
+    pid = str(getattr(ds, "PatientID", "") or "").strip()
+    if len(pid) >= 3:
+        secrets.add(pid)
+    name = str(getattr(ds, "PatientName", "") or "")
+    secrets.update(p.strip() for p in name.replace("^", " ").split() if len(p.strip()) >= 3)
+    if name.strip() and len(name.strip()) >= 3:
+        secrets.add(name.strip())
+    for sec in sorted(secrets, key=len, reverse=True):
+        if sec.lower() in text.lower():
+            text = re.sub(re.escape(sec), "***", text, flags=re.IGNORECASE)
+    return text
 
 
 def list_series(folder: str | os.PathLike) -> SeriesList:
