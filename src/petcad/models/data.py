@@ -128,10 +128,12 @@ class LesionData:
 
     # ------------------------------------------------------------------ hashing
     def fingerprint(self, indices: np.ndarray | None = None) -> str:
-        """sha256 of the sorted (lesion id, label, source) rows of ``indices`` (all by default)."""
+        """sha256 of the sorted (patient, lesion id, label, source files, centre mm) rows of ``indices`` (all by default)."""
         idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         src = list(self.sources) if len(self.sources) == len(self) else [""] * len(self)
-        rows = sorted(f"{self.groups[i]}\t{self.lesion_ids[i]}\t{int(self.y[i])}\t{src[i]}" for i in idx)
+        centers = getattr(self.cache, "centers_mm", None)
+        ctr = [""] * len(self) if centers is None else [",".join(f"{v:.2f}" for v in c) for c in np.asarray(centers)]
+        rows = sorted(f"{self.groups[i]}\t{self.lesion_ids[i]}\t{int(self.y[i])}\t{src[i]}\t{ctr[i]}" for i in idx)
         return hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
 
     def describe(self) -> dict:
@@ -156,14 +158,19 @@ class LesionData:
         features: np.ndarray | None = None,
         feature_names: Sequence[str] = (),
         sources: Sequence[str] = (),
+        require_binary: bool = True,
     ) -> "LesionData":
-        """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order)."""
+        """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order).
+
+        ``require_binary``: every label must be ``benign`` or ``malignant`` (for
+        training); otherwise any label is accepted and ``y`` = 1 for ``malignant`` only.
+        """
         from petcad.patches.cache import LesionCache
 
         cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask)
         labels = cohort.labels()
         bad = sorted({lab for lab in labels if lab not in ("benign", "malignant")})
-        if bad:
+        if bad and require_binary:
             raise InputError("manifest", f"labels must be benign or malignant for the CNNs, got {', '.join(bad)}")
         y = np.array([lab == "malignant" for lab in labels], dtype=np.int64)
         ids = [les.lesion_id for _, les in cohort.iter_lesions()]
@@ -194,6 +201,7 @@ def load_manifest_data(
     spacing_mm: float = 1.0,
     with_mask: bool = False,
     with_features: bool = False,
+    require_binary: bool = True,
 ):
     """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``."""
     from petcad.io.manifest import load_cohort
@@ -211,7 +219,7 @@ def load_manifest_data(
         feats, names = cohort_feature_matrix(cohort)
     data = LesionData.from_cohort(
         cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask, features=feats,
-        feature_names=names, sources=sources,
+        feature_names=names, sources=sources, require_binary=require_binary,
     )
     return cohort, data
 

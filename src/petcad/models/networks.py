@@ -49,12 +49,19 @@ class PatchNet(nn.Module):
             )
 
     def reset_parameters(self) -> None:
-        """He (Kaiming) normal initialisation for Leaky-ReLU layers, zero biases."""
+        """He (Kaiming) normal initialisation for the Leaky-ReLU layers, zero biases.
+
+        The output layer (no activation after it) gets N(0, 0.01^2) weights so that
+        the initial softmax is near uniform (as Caffe's LeNet classifier).
+        """
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, a=LEAK, nonlinearity="leaky_relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        head = getattr(self, "head", None)
+        if isinstance(head, nn.Linear):
+            nn.init.normal_(head.weight, std=0.01)
 
 
 def _act() -> nn.Module:

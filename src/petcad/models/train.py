@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,19 +97,9 @@ def resolve_device(name: str):
 
 
 def software_versions() -> dict:
-    import scipy
-    import sklearn
-    import torch
+    from petcad.provenance import software_versions as versions
 
-    import petcad
-
-    v = {"python": sys.version.split()[0], "platform": platform.platform(), "petcad": petcad.__version__,
-         "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
-    with contextlib.suppress(Exception):
-        import safetensors
-
-        v["safetensors"] = safetensors.__version__
-    return v
+    return versions(extra=("safetensors",))
 
 
 def patient_split(y: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
