@@ -10,7 +10,7 @@ import pytest
 from petcad.errors import InputError
 from petcad.patches.augment import AugmentPolicy, grid_transforms, random_transforms
 from petcad.patches.cache import LesionCache
-from petcad.patches.geometry import PLANE_AXES, rotation_matrices
+from petcad.patches.geometry import PLANE_AXES, pixel_world, rotation_matrices
 from petcad.patches.normalize import normalize_patches
 from petcad.patches.sampler import CHANNELS, PatchSampler
 from petcad.study import Cohort, Lesion, Study, Volume
@@ -91,6 +91,7 @@ def test_linear_ramp_exact_at_any_rotation():
         expected = _pixel_world(center, t) @ coef + const
         np.testing.assert_allclose(p[n, :3], expected, atol=2e-3)
         np.testing.assert_allclose(p[n, 3:], expected, atol=2e-3)
+    np.testing.assert_allclose(pixel_world(np.tile(center, (8, 1)), ts, 51, 1.0)[3], _pixel_world(center, ts[3]))
 
 
 def test_ninety_degree_rotations_map_planes(random_cache):

@@ -112,3 +112,15 @@ def reach_bound_mm(size: int, spacing_mm: float, max_rotation_deg: float, max_sh
     phi = np.deg2rad(min(3.0 * abs(float(max_rotation_deg)), 180.0))
     factor = min(np.sqrt(2.0), 1.0 + np.sqrt(2.0) * 2.0 * np.sin(phi / 2.0))
     return float(factor * h + abs(float(max_shift_mm)))
+
+
+def pixel_world(centers_mm: np.ndarray, transforms: np.ndarray, size: int, spacing_mm: float,
+                shift_unit: str = "px") -> np.ndarray:
+    """World positions (mm, LPS) of every pixel centre: ``(n, 3 planes, size, size, 3)`` for lesion
+    centres ``(n, 3)`` and transforms ``(n, 6)`` (the same geometry the sampler uses)."""
+    c = np.asarray(centers_mm, dtype=np.float64).reshape(-1, 3)
+    t = np.asarray(transforms, dtype=np.float64).reshape(-1, 6)
+    uv = plane_world_axes(rotation_matrices(t[:, :3]))  # (n, 3, 2, 3)
+    off = (np.arange(int(size)) - (int(size) - 1) / 2.0) * float(spacing_mm)
+    pts = off[None, None, None, :, None] * uv[:, :, None, None, 0, :] + off[None, None, :, None, None] * uv[:, :, None, None, 1, :]
+    return pts + (c + shifts_to_mm(t, spacing_mm, shift_unit))[:, None, None, None, :]
