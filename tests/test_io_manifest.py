@@ -1,0 +1,103 @@
+"""The cohort manifest: parsing, validation with row numbers, masks in physical space, load_cohort."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from petcad.errors import InputError
+from petcad.io.manifest import load_cohort, read_manifest
+from petcad.io.volumes import write_image
+from petcad.study import Volume
+
+
+@pytest.fixture
+def cohort_dir(tmp_path):
+    for pid in ("p1", "p2"):
+        write_image(Volume(np.zeros((20, 20, 20), np.float32), origin=[-20, -20, -20], spacing=[2, 2, 2]), tmp_path / pid / "ct.nii.gz")
+        write_image(Volume(np.ones((10, 10, 10), np.float32), origin=[-20, -20, -20], spacing=[4, 4, 4]), tmp_path / pid / "pet.nii.gz")
+    # a mask cropped to a box around the lesion at (4, 4, 4) mm, with its own origin
+    box = np.zeros((5, 5, 5), np.uint8)
+    box[1:4, 1:4, 1:4] = 1
+    write_image(Volume(box, origin=[0, 0, 0], spacing=[2, 2, 2]), tmp_path / "p1" / "L1_mask.nii.gz")
+    return tmp_path
+
+
+def write_manifest(folder, rows, header="patient_id,ct,pet,lesion_id,x,y,z,label,mask"):
+    m = folder / "manifest.csv"
+    m.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return m
+
+
+def test_read_manifest_paths_relative_and_labels(cohort_dir):
+    m = write_manifest(cohort_dir, [
+        "p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz",
+        "",
+        "p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,-4,0,2.5,benign,",
+    ])
+    rows = read_manifest(m)
+    assert [r.row for r in rows] == [2, 4]
+    assert rows[0].ct == (cohort_dir / "p1" / "ct.nii.gz").resolve() and rows[0].mask is not None
+    assert rows[1].mask is None and rows[1].center_mm == (-4.0, 0.0, 2.5)
+    with pytest.raises(InputError, match=r"row 2: unknown label 'malignant'; allowed: yes, no"):
+        read_manifest(m, allowed_labels=("yes", "no"))
+    assert len(read_manifest(m, allowed_labels=None)) == 2
+
+
+def test_load_cohort_attaches_cropped_masks(cohort_dir):
+    m = write_manifest(cohort_dir, [
+        "p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz",
+        "p1,p1/ct.nii.gz,p1/pet.nii.gz,L2,-10,-10,-10,benign,",
+        "p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,0,0,0,benign,",
+    ])
+    c = load_cohort(m)
+    assert len(c) == 2 and c.n_lesions == 3
+    l1 = c.studies[0].lesions[0]
+    assert l1.mask is not None and l1.mask.array.sum() == 27
+    np.testing.assert_allclose(l1.mask.origin, [0, 0, 0])
+    # the mask is on its own grid: the lesion centre maps to a mask voxel that is set
+    i, j, k = np.rint(l1.mask.world_to_index(l1.center_mm)).astype(int)
+    assert l1.mask.array[k, j, i] == 1
+    assert c.labels() == ["malignant", "benign", "benign"] and c.patient_ids() == ["p1", "p1", "p2"]
+
+
+def test_centre_outside_mask_and_volume(cohort_dir):
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,30,4,4,malignant,p1/L1_mask.nii.gz"])
+    with pytest.raises(InputError, match=r"row 2: lesion centre .* outside the mask"):
+        load_cohort(m, check_inside=False)
+    with pytest.raises(InputError, match=r"row 2: lesion 'L1' centre .* outside the CT volume"):
+        load_cohort(m)
+
+
+def test_patient_with_two_different_images_is_an_error(cohort_dir):
+    m = write_manifest(cohort_dir, [
+        "p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,",
+        "p1,p2/ct.nii.gz,p1/pet.nii.gz,L2,4,4,4,malignant,",
+    ])
+    with pytest.raises(InputError, match="row 3: patient 'p1' names other ct/pet than in row 2"):
+        read_manifest(m)
+
+
+def test_bad_study_error_names_manifest_row(cohort_dir):
+    (cohort_dir / "p2" / "pet.nii.gz").write_bytes(b"garbage")
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,", "p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,0,0,0,benign,"])
+    with pytest.raises(InputError) as e:
+        load_cohort(m)
+    assert e.value.where == f"{m}: row 3" and "pet.nii.gz" in e.value.problem
+
+
+@pytest.mark.slow
+def test_load_small_phantom_cohort(small_cohort):
+    t = time.perf_counter()
+    c = load_cohort(small_cohort)
+    seconds = time.perf_counter() - t
+    rows = read_manifest(small_cohort)
+    assert len(c) == 8 and c.n_lesions == len(rows)
+    for study, lesion in c.iter_lesions():
+        assert study.ct.contains(lesion.center_mm) and study.pet.contains(lesion.center_mm)
+        assert study.suv["input_units"] == "BQML" and study.pet.array.dtype == np.float32
+        if lesion.mask is not None:
+            assert lesion.mask.contains(lesion.center_mm)
+    assert seconds < 60, f"8 phantom patients took {seconds:.1f} s"
