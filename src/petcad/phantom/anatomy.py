@@ -167,9 +167,10 @@ def build_anatomy(shape, origin, spacing, p: AnatomyParams, rng: np.random.Gener
     spacing = np.asarray(spacing, float)
     nk, nj, ni = shape
     f32 = np.float32
-    X = (origin[0] + spacing[0] * np.arange(ni, dtype=f32))[None, None, :]
-    Y = (origin[1] + spacing[1] * np.arange(nj, dtype=f32))[None, :, None]
-    z1 = origin[2] + spacing[2] * np.arange(nk, dtype=f32)
+    # float32 coordinates (numpy float64 scalars would promote every 3D expression to float64)
+    X = (origin[0] + spacing[0] * np.arange(ni)).astype(f32)[None, None, :]
+    Y = (origin[1] + spacing[1] * np.arange(nj)).astype(f32)[None, :, None]
+    z1 = (origin[2] + spacing[2] * np.arange(nk)).astype(f32)
     Z = z1[:, None, None]
 
     hu = np.full(shape, -1000.0, f32)
@@ -334,13 +335,14 @@ def build_anatomy(shape, origin, spacing, p: AnatomyParams, rng: np.random.Gener
     # --- lung parenchyma: gravity gradient (dependent lung denser and more avid) and smooth texture
     lung = tis == LUNG
     # texture: a sum of 6 random plane waves (wavelength 10-30 mm), unit SD; cheaper than filtering noise
+    # (separable products of 1D cosines: no transcendental function on the 3D grid)
     tex = np.zeros(shape, f32)
     for _ in range(6):
-        kvec = rng.normal(size=3)
-        kvec *= 2 * np.pi / rng.uniform(10.0, 30.0) / np.linalg.norm(kvec)
-        ph = rng.uniform(0, 2 * np.pi)
-        tex += np.cos(X * f32(kvec[0]) + Y * f32(kvec[1]) + (Z * f32(kvec[2]) + f32(ph)))
-    tex *= f32(np.sqrt(2.0 / 6.0))
+        kvec = 2 * np.pi / rng.uniform(10.0, 30.0, 3)
+        ph = rng.uniform(0, 2 * np.pi, 3)
+        tex += (np.cos(X * f32(kvec[0]) + f32(ph[0])) * np.cos(Y * f32(kvec[1]) + f32(ph[1]))
+                * np.cos(Z * f32(kvec[2]) + f32(ph[2])))
+    tex *= f32(np.sqrt(8.0 / 6.0))
     dep = np.clip((Y + p.cage_b) / (2 * p.cage_b), 0.0, 1.0) ** 2  # 0 anterior .. 1 posterior
     hu_l = p.lung_hu + 45.0 * dep + 12.0 * tex
     suv_l = p.suv_lung * (1.0 + 0.4 * dep) * (1.0 + 0.05 * tex)

@@ -21,7 +21,7 @@ class LesionModel:
     nodes_max: int = 15
     # per-patient probability of malignancy of a node ~ Beta(a, b): mean a/(a+b) = 0.47
     # (selected-node design, 45-50 % malignant); the spread makes node-positive / node-negative patients
-    patient_malignant_beta: tuple[float, float] = (1.0, 1.13)
+    patient_malignant_beta: tuple[float, float] = (1.4, 1.58)
     # short axis (mm), log-normal: median and log-sd by class (median ~11 vs ~7 mm; Yamamichi 2020 mean 8.55, 3-22)
     short_axis_median: dict = field(default_factory=lambda: {"benign": 7.0, "malignant": 10.5})
     short_axis_logsd: dict = field(default_factory=lambda: {"benign": 0.30, "malignant": 0.36})
