@@ -53,7 +53,8 @@ def dro(test_data, tmp_path):
 @pytest.mark.parametrize("variant", ["DRO_0_0", "DRO_1_0", "DRO_2_0", "DRO_2_4", "DRO_3_1", "DRO_4_2"])
 def test_suv_command_on_every_dro_variant(test_data, tmp_path, capsys, variant):
     out = tmp_path / "suv.nii.gz"
-    code, stdout, err = run_cli(capsys, "suv", test_data / "suv_dro" / variant / "PT", "--out", out, "--json")
+    code, stdout, err = run_cli(capsys, "suv", test_data / "suv_dro" / variant / "PT", "--out", out, "--json",
+                                "--mask", test_data / "suv_dro" / variant / "mask" / "DRO_mask.nii.gz")
     assert code == 0, err
     d = json.loads(stdout)
     for key in ("factor", "input_units", "decay_correction", "decay_factor", "scan_datetime", "header", "weight_kg"):
@@ -61,6 +62,15 @@ def test_suv_command_on_every_dro_variant(test_data, tmp_path, capsys, variant):
     vol = read_image(out, modality="PT")
     assert vol.array.shape == (20, 256, 256)
     assert tuple(round(x, 2) for x in roi_stats(vol.array, dro_mask(test_data, variant))) == DRO_EXPECTED
+    assert tuple(round(d["roi"][k], 2) for k in ("min", "median", "max")) == DRO_EXPECTED
+
+
+def test_suv_command_ge_roi_with_mask_on_another_grid(test_data, tmp_path, capsys):
+    # the GTV mask is on the cropped reference grid (regular 3.27 mm): resampled by physical position
+    code, stdout, err = run_cli(capsys, "suv", test_data / "pet_ge_sts001" / "image", "--out", tmp_path / "s.nii.gz",
+                                "--mask", test_data / "pet_ge_sts001" / "reference_suv" / "nifti" / "mask" / "mask.nii.gz")
+    assert code == 0, err
+    assert "(5095 voxels): SUV min 0.1688, median 2.4870, max 7.9107" in stdout
 
 
 def test_suv_command_types_and_overrides(test_data, tmp_path, capsys):

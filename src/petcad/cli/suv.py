@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several PET series")
     parser.add_argument("--on-irregular", choices=["error", "resample", "stack"], default="error",
                         help="what to do with missing or irregular slices (default: error)")
+    parser.add_argument("--mask", metavar="FILE",
+                        help="binary mask image (any grid; nearest-neighbour in physical space): print SUV min/median/max inside it")
     add_suv_options(parser)
     parser.add_argument("--json", action="store_true", help="print the SUV audit as JSON")
 
@@ -39,6 +41,18 @@ def run(args) -> int:
         vol, audit = compute_suv(series, settings)
     if not np.isfinite(vol.array).all():
         raise InputError(args.pet, f"{int((~np.isfinite(vol.array)).sum())} NaN or infinite voxels after SUV conversion")
+    roi = None
+    if args.mask:
+        from petcad.io.volumes import read_image
+
+        m = read_image(args.mask, modality="mask")
+        if not m.same_grid(vol):
+            m = m.resample_to(vol, interpolator="nearest")
+        inside = vol.array[m.array > 0]
+        if inside.size == 0:
+            raise InputError(args.mask, "mask does not overlap the PET volume")
+        roi = {"mask": str(args.mask), "n_voxels": int(inside.size), "min": float(inside.min()),
+               "median": float(np.median(inside)), "max": float(inside.max()), "mean": float(inside.mean())}
     write_image(vol, args.out)
     d = audit.to_dict()
     d["output"] = str(args.out)
@@ -47,11 +61,15 @@ def run(args) -> int:
     d["geometry"] = {"shape_ijk": list(vol.shape_ijk), "spacing_mm": vol.spacing.tolist(),
                      "origin_mm": vol.origin.tolist(), "direction": vol.direction.reshape(-1).tolist()}
     d["suv_stats"] = {"min": float(vol.array.min()), "max": float(vol.array.max())}
+    d["roi"] = roi
     if args.json:
         print(json.dumps(d, indent=2, default=str))
     else:
         print(f"wrote {args.out}: SUV{audit.suv_type} ({audit.output_units}), factor {audit.factor:.6g}, "
               f"max {d['suv_stats']['max']:.4g}")
+        if roi:
+            print(f"in {roi['mask']} ({roi['n_voxels']} voxels): SUV min {roi['min']:.4f}, median {roi['median']:.4f}, "
+                  f"max {roi['max']:.4f}, mean {roi['mean']:.4f}")
         for n in series.notes + audit.notes:
             print(f"note: {n}")
     return 0
