@@ -1,6 +1,6 @@
 """Per-patch, per-channel standardisation, as in the original study.
 
-``X = X - mean(X); X = X / max(std(X), eps)`` for every patch and every CT or PET channel
+``X = X - mean(X); X = X * (1 / max(std(X), eps))`` for every patch and every CT or PET channel
 (population std over the N x N pixels). Optional, before it: CT windowing (clip to
 ``ct_window = (low, high)`` in HU) and SUV clipping (clip to ``suv_clip = (low, high)`` or
 ``suv_clip = high`` in SUV). Defaults: no window, no clip (the original study). Mask
@@ -10,8 +10,10 @@ channels (6-8) are left as they are (0..1).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from petcad.errors import InputError
+from petcad.patches._parallel import use_parallel
 
 CT_CHANNELS = slice(0, 3)
 PET_CHANNELS = slice(3, 6)
@@ -46,16 +48,50 @@ def normalize_patches(patches: np.ndarray, ct_window=None, suv_clip=None, eps: f
     ct, suv = _pair(ct_window, "ct_window"), _pair(suv_clip, "suv_clip")
     if out is None:
         out = x.astype(np.float32, copy=True)
-    elif out is not x:
-        out[...] = x
+    else:
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape != x.shape:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {x.shape}")
+        if out is not x:
+            out[...] = x
     if ct is not None:
         np.clip(out[:, CT_CHANNELS], ct[0], ct[1], out=out[:, CT_CHANNELS])
     if suv is not None:
         np.clip(out[:, PET_CHANNELS], suv[0], suv[1], out=out[:, PET_CHANNELS])
-    img = out[:, :6]
-    flat = img.reshape(img.shape[0], 6, -1)
-    mean = flat.mean(axis=2, dtype=np.float64)
-    std = flat.std(axis=2, dtype=np.float64)
-    img -= mean[:, :, None, None].astype(np.float32)
-    img /= np.maximum(std, eps)[:, :, None, None].astype(np.float32)
+    if out.shape[0]:
+        flat = out.reshape(out.shape[0], out.shape[1], -1)
+        (_standardize if use_parallel() else _standardize_serial)(flat, np.float64(eps))
     return out
+
+
+@njit(cache=True, inline="always")
+def _standardize_one(x, eps):  # pragma: no cover - compiled
+    """Two-pass mean and population std (float64) of one channel, then ``(x - mean) / max(std, eps)``."""
+    n = x.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += x[i]
+    mean = s / n
+    v = 0.0
+    for i in range(n):
+        d = x[i] - mean
+        v += d * d
+    std = max(np.sqrt(v / n), eps)
+    m32 = np.float32(mean)
+    inv = np.float32(1.0 / std)
+    for i in range(n):
+        x[i] = (x[i] - m32) * inv
+
+
+@njit(parallel=True, cache=True)
+def _standardize(flat, eps):  # pragma: no cover - compiled
+    """CT and PET channels (0-5) of every patch, in parallel over patches."""
+    for t in prange(flat.shape[0]):
+        for c in range(6):
+            _standardize_one(flat[t, c], eps)
+
+
+@njit(cache=True)
+def _standardize_serial(flat, eps):  # pragma: no cover - compiled
+    for t in range(flat.shape[0]):
+        for c in range(6):
+            _standardize_one(flat[t, c], eps)

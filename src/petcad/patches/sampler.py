@@ -14,12 +14,12 @@ parallel (``prange``) and gathers the 8 neighbours of each pixel.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 from numba import njit, prange
 
 from petcad.errors import InputError
+from petcad.patches._parallel import use_parallel
 from petcad.patches.augment import warn_large_shifts
 from petcad.patches.cache import FILL_VALUES, MODALITIES, LesionCache, _check_size
 from petcad.patches.geometry import (
@@ -169,15 +169,9 @@ def _trilinear_planes_serial(data, offsets, shapes, fills, lesion, base, drow, d
         _one_patch(t, data, offsets, shapes, fills, lesion, base, drow, dcol, out)
 
 
-_PARALLEL_PID: list[int] = []
-
-
 def _kernel():
     """The parallel kernel in the process that first used it, the serial one in forked children."""
-    pid = os.getpid()
-    if not _PARALLEL_PID:
-        _PARALLEL_PID.append(pid)
-    return _trilinear_planes if _PARALLEL_PID[0] == pid else _trilinear_planes_serial
+    return _trilinear_planes if use_parallel() else _trilinear_planes_serial
 
 
 class PatchSampler:
