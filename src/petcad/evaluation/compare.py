@@ -1,0 +1,382 @@
+"""The comparison runner: features, shared folds, every method, statistics.
+
+Protocol (docs/evaluation.md):
+
+* Lesions labelled ``benign`` (0) or ``malignant`` (1) take part; other labels (e.g.
+  ``primary``) are left out and counted in the report's notes.
+* Folds: :func:`petcad.evaluation.folds.repeated_group_folds` (patients as groups),
+  computed once; every method sees exactly the same folds (paired comparison).
+* Classical methods: :class:`petcad.evaluation.classifiers.TunedClassifier` (grid search
+  and Youden threshold on inner grouped out-of-fold predictions of the training lesions).
+  CNN methods: threshold 0.5 (trained with class balancing); deep-feature SVM / RF use
+  the classical SVM / RF on the CNN's penultimate-layer features, fitted in the fold.
+* Statistics per method: per repeat, the pooled out-of-fold predictions of all lesions
+  give one AUC (with its DeLong variance) and one confusion matrix. Reported: the mean
+  over repeats; 95 % intervals: Wilson at one repeat's denominator, DeLong with the mean
+  per-repeat variance (repeats re-use the same lesions, so they add no sample size).
+  Both assume independent lesions; ``AUC_clu_lo/hi`` is a patient-cluster bootstrap
+  interval of the repeat-averaged probabilities that does not. Paired DeLong test
+  against the best-AUC method: mean per-repeat AUC difference over the square root of
+  the mean per-repeat variance of the difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import norm
+
+from petcad.errors import InputError
+from petcad.evaluation.calibration import brier_score
+from petcad.evaluation.classifiers import CLASSICAL, TunedClassifier
+from petcad.evaluation.confusion import CONFUSION_METRICS, confusion_counts, pooled_confusion_metrics
+from petcad.evaluation.delong import cluster_bootstrap_auc, delong_components
+from petcad.evaluation.folds import Fold, repeated_group_folds
+from petcad.features.delineation import DelineationSettings
+from petcad.study import Cohort
+
+CNN_METHODS = ("cnn", "multiview", "hybrid", "cnn-svm", "cnn-rf")
+ALL_METHODS = tuple(CLASSICAL) + CNN_METHODS
+METHOD_LABELS = {
+    **{k: v.label for k, v in CLASSICAL.items()},
+    "cnn": "2.5D CNN (wang2017)",
+    "multiview": "multi-view CNN",
+    "hybrid": "hybrid CNN + diagnostic features",
+    "cnn-svm": "CNN deep features + SVM",
+    "cnn-rf": "CNN deep features + RF",
+}
+FEATURE_SETS = ("diagnostic", "ibsi", "all")
+
+
+class CompareWarning(UserWarning):
+    """The comparison continued with a documented fallback (NaN features, excluded lesions)."""
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Settings of one comparison (all recorded in the report).
+
+    ``n_splits`` x ``n_repeats`` outer folds; ``seed`` seeds folds, classifiers and CNNs;
+    ``features`` is ``diagnostic``, ``ibsi`` or ``all``; ``cnn_epochs`` the CNN training
+    epochs per fold; ``n_jobs`` parallel workers for the classical methods; ``n_boot``
+    patient-cluster bootstrap replicates.
+    """
+
+    methods: tuple[str, ...] = tuple(CLASSICAL)
+    n_splits: int = 10
+    n_repeats: int = 10
+    seed: int = 0
+    features: str = "diagnostic"
+    inner_splits: int = 3
+    cnn_epochs: int = 10
+    n_jobs: int = 2
+    n_boot: int = 2000
+    level: float = 0.95
+    positive: str = "malignant"
+    negative: str = "benign"
+    delineation: DelineationSettings = field(default_factory=DelineationSettings)
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in ALL_METHODS]
+        if bad:
+            raise InputError("--methods", f"unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}")
+        if not self.methods:
+            raise InputError("--methods", "no method given")
+        if self.features not in FEATURE_SETS:
+            raise InputError("--features", f"unknown feature set {self.features!r}; choose one of {', '.join(FEATURE_SETS)}")
+        if self.n_repeats < 1:
+            raise InputError("--repeats", f"must be at least 1, got {self.n_repeats}")
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["methods"] = list(self.methods)
+        return d
+
+
+@dataclass
+class LesionTable:
+    """The lesions taking part, their labels (0/1), patients and feature matrix."""
+
+    patient_id: np.ndarray
+    lesion_id: np.ndarray
+    label: np.ndarray  # label strings
+    y: np.ndarray  # 0/1
+    X: np.ndarray
+    feature_names: list[str]
+    sources: list[str]
+    index: np.ndarray  # position of each lesion in cohort.iter_lesions() order
+    diagnostic: np.ndarray | None = None  # the 13 diagnostic features (for the hybrid CNN)
+    diagnostic_names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonResult:
+    settings: CompareSettings
+    lesions: LesionTable
+    folds: list[Fold]
+    probabilities: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions)
+    predictions: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions) 0/1 at the training-chosen threshold
+    thresholds: dict[str, np.ndarray]  # method -> (n_repeats, n_splits)
+    table: list[dict]
+    best: str
+    timings: dict[str, float]
+    notes: list[str]
+    summary: dict
+    versions: dict[str, str]
+
+
+# --------------------------------------------------------------------------- lesions and features
+def select_lesions(cohort: Cohort, positive: str = "malignant", negative: str = "benign") -> tuple[np.ndarray, list[str]]:
+    """Indices (``iter_lesions`` order) of lesions labelled ``positive`` / ``negative``, and notes on the rest."""
+    labels = np.asarray(cohort.labels(), dtype=object)
+    keep = np.flatnonzero((labels == positive) | (labels == negative))
+    notes = []
+    other, counts = np.unique(labels[~np.isin(labels, [positive, negative])].astype(str), return_counts=True)
+    for lab, c in zip(other, counts):
+        notes.append(f"{c} lesion(s) labelled '{lab}' left out (only '{negative}' vs '{positive}' is compared)")
+    return keep, notes
+
+
+def compute_feature_matrix(cohort: Cohort, which: str, settings: DelineationSettings, progress: bool = False):
+    """``(names, X, sources, diagnostic X)`` for all lesions of ``cohort`` (diagnostic, IBSI or both)."""
+    from petcad.features.diagnostic import cohort_features
+
+    names, X, sources = cohort_features(cohort, settings=settings, progress=progress, return_sources=True)
+    if which == "diagnostic":
+        return names, X, sources, X
+    from petcad.features.ibsi import cohort_ibsi_features
+
+    inames, IX = cohort_ibsi_features(cohort, settings=settings, progress=progress)
+    if which == "ibsi":
+        return inames, IX, sources, X
+    return names + inames, np.hstack([X, IX]), sources, X
+
+
+def check_features(X: np.ndarray, names: list[str], lesion_ids, where: str = "features") -> tuple[np.ndarray, list[str], list[str]]:
+    """Handle non-finite features: a column with no finite value is dropped (warning); other
+    non-finite values become NaN and are imputed with the training-fold median inside each
+    pipeline (warning naming lesions and features). No finite column left: InputError."""
+    X = np.where(np.isfinite(X), X, np.nan)
+    notes = []
+    allnan = np.all(np.isnan(X), axis=0)
+    if allnan.all():
+        raise InputError(where, "no feature has a finite value for any lesion")
+    if allnan.any():
+        dropped = [n for n, a in zip(names, allnan) if a]
+        msg = f"feature(s) {', '.join(dropped)} have no finite value: left out"
+        warnings.warn(msg, CompareWarning, stacklevel=2)
+        notes.append(msg)
+        X = X[:, ~allnan]
+        names = [n for n, a in zip(names, allnan) if not a]
+    bad_rows = np.flatnonzero(np.isnan(X).any(axis=1))
+    if bad_rows.size:
+        bad_cols = [n for n, b in zip(names, np.isnan(X).any(axis=0)) if b]
+        shown = ", ".join(str(lesion_ids[i]) for i in bad_rows[:5]) + (" ..." if bad_rows.size > 5 else "")
+        msg = (f"{bad_rows.size} lesion(s) ({shown}) have non-finite feature values ({', '.join(bad_cols[:8])}); "
+               "imputed with the training-fold median")
+        warnings.warn(msg, CompareWarning, stacklevel=2)
+        notes.append(msg)
+    return X, names, notes
+
+
+def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = False) -> tuple[LesionTable, Cohort, list[str]]:
+    """Select the benign/malignant lesions, compute their features; returns the table, the
+    filtered cohort (same studies, only those lesions) and notes."""
+    keep, notes = select_lesions(cohort, settings.positive, settings.negative)
+    if keep.size == 0:
+        raise InputError("manifest", f"no lesion labelled '{settings.negative}' or '{settings.positive}'")
+    keep_set = set(keep.tolist())
+    studies, pos = [], 0
+    for s in cohort.studies:
+        kept = []
+        for les in s.lesions:
+            if pos in keep_set:
+                kept.append(les)
+            pos += 1
+        if kept:
+            studies.append(dataclasses.replace(s, lesions=kept))
+    sub = Cohort(studies)
+    pairs = list(sub.iter_lesions())
+    pids = np.array([les.patient_id for _, les in pairs], dtype=object)
+    lids = np.array([les.lesion_id for _, les in pairs], dtype=object)
+    labels = np.array([les.label for _, les in pairs], dtype=object)
+    y = (labels == settings.positive).astype(int)
+    if np.unique(y).size < 2:
+        raise InputError("manifest", f"only one class present ({labels[0]}); a comparison needs both "
+                                     f"'{settings.negative}' and '{settings.positive}' lesions")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names, X, sources, D = compute_feature_matrix(sub, settings.features, settings.delineation, progress)
+    for w in caught:
+        notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    X, names, n2 = check_features(X, names, lids)
+    notes += n2
+    from petcad.features.diagnostic import FEATURE_NAMES
+
+    D = np.where(np.isfinite(D), D, np.nan)
+    return LesionTable(pids, lids, labels, y, X, names, sources, keep, D, list(FEATURE_NAMES)), sub, notes
+
+
+# --------------------------------------------------------------------------- fitting
+def _classical_task(method: str, X, y, groups, fold: Fold, inner_splits: int, seed: int):
+    clf = TunedClassifier(method, inner_splits=inner_splits, seed=seed + 1000 * fold.repeat + fold.fold)
+    clf.fit(X[fold.train], y[fold.train], groups[fold.train])
+    p = clf.predict_proba(X[fold.test])[:, 1]
+    return method, fold.repeat, fold.fold, p, clf.threshold_
+
+
+def run_classical(table: LesionTable, folds: list[Fold], methods, settings: CompareSettings, progress: bool = False):
+    """Out-of-fold probabilities and thresholds of the classical methods (parallel over folds)."""
+    from joblib import Parallel, delayed
+
+    tasks = [(m, f) for m in methods for f in folds]
+    if not tasks:
+        return []
+    par = Parallel(n_jobs=settings.n_jobs, return_as="generator")
+    gen = par(delayed(_classical_task)(m, table.X, table.y, table.patient_id, f, settings.inner_splits, settings.seed)
+              for m, f in tasks)
+    if progress:
+        from tqdm.auto import tqdm
+
+        gen = tqdm(gen, total=len(tasks), desc="classical methods (method x fold)", unit="fold")
+    return list(gen)
+
+
+def run_cnn(cohort: Cohort, table: LesionTable, folds: list[Fold], methods, settings: CompareSettings, progress: bool = False):
+    """Out-of-fold probabilities of the CNN methods through the same folds (see :mod:`petcad.models`)."""
+    from petcad.evaluation import cnn_methods
+
+    return cnn_methods.run(cohort, table, folds, methods, settings, progress=progress)
+
+
+# --------------------------------------------------------------------------- statistics
+def summarise(y, groups, probabilities, predictions, n_repeats: int, level: float = 0.95, n_boot: int = 2000,
+              seed: int = 0) -> tuple[list[dict], str]:
+    """One row per method (see the module text for the pooling); returns (rows, best method)."""
+    z = float(norm.ppf(0.5 + level / 2))
+    per = {}
+    for m, P in probabilities.items():
+        aucs, v10s, v01s = [], [], []
+        for r in range(n_repeats):
+            a, v10, v01 = delong_components(y, P[r])
+            aucs.append(a[0]), v10s.append(v10[0]), v01s.append(v01[0])
+        per[m] = (np.array(aucs), np.array(v10s), np.array(v01s))
+    best = max(per, key=lambda m: per[m][0].mean())
+    rows = []
+    bv10, bv01 = per[best][1], per[best][2]
+    for m, P in probabilities.items():
+        aucs, v10, v01 = per[m]
+        n_pos, n_neg = v10.shape[1], v01.shape[1]
+        var = np.mean([np.var(v10[r], ddof=1) / n_pos + np.var(v01[r], ddof=1) / n_neg for r in range(n_repeats)])
+        auc = float(aucs.mean())
+        se = float(np.sqrt(var))
+        counts = [confusion_counts(y, predictions[m][r]) for r in range(n_repeats)]
+        cm = pooled_confusion_metrics(counts, level)
+        row = {"method": m}
+        for name in CONFUSION_METRICS:
+            row.update(cm[name].as_dict(name))
+        row.update({"AUC": auc, "AUC_lo": max(0.0, auc - z * se), "AUC_hi": min(1.0, auc + z * se)})
+        clu = cluster_bootstrap_auc(y, P.mean(axis=0), groups, n_boot=n_boot, seed=seed, level=level)
+        row.update({"AUC_clu_lo": clu.lo, "AUC_clu_hi": clu.hi})
+        row["brier"] = float(np.mean([brier_score(y, P[r]) for r in range(n_repeats)]))
+        if m == best:
+            row["p_vs_best"] = float("nan")
+        else:
+            d10, d01 = bv10 - v10, bv01 - v01
+            dvar = np.mean([np.var(d10[r], ddof=1) / n_pos + np.var(d01[r], ddof=1) / n_neg for r in range(n_repeats)])
+            diff = float(per[best][0].mean() - auc)
+            row["p_vs_best"] = 1.0 if dvar <= 0 else float(2 * norm.sf(abs(diff) / np.sqrt(dvar)))
+        rows.append(row)
+    return rows, best
+
+
+def software_versions(with_torch: bool = False, with_mirp: bool = False) -> dict[str, str]:
+    import numpy
+    import scipy
+    import SimpleITK
+    import sklearn
+
+    import petcad
+
+    v = {
+        "python": platform.python_version(),
+        "petcad": petcad.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "SimpleITK": SimpleITK.Version_VersionString(),
+        "platform": platform.platform(),
+    }
+    if with_torch:
+        import torch
+
+        v["torch"] = torch.__version__
+    if with_mirp:
+        from importlib.metadata import version
+
+        v["mirp"] = version("mirp")
+    return v
+
+
+def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progress: bool = False) -> ComparisonResult:
+    """Run the whole comparison on ``cohort``; see the module text for the protocol."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    table, sub, notes = prepare_lesions(cohort, settings, progress)
+    timings["features_s"] = time.perf_counter() - t0
+
+    folds = repeated_group_folds(table.y, table.patient_id, settings.n_splits, settings.n_repeats, settings.seed,
+                                 where="manifest")
+    n = table.y.size
+    R, K = settings.n_repeats, settings.n_splits
+    probs = {m: np.full((R, n), np.nan) for m in settings.methods}
+    thr = {m: np.full((R, K), np.nan) for m in settings.methods}
+
+    classical = [m for m in settings.methods if m in CLASSICAL]
+    cnn = [m for m in settings.methods if m in CNN_METHODS]
+    fold_of = {(f.repeat, f.fold): f for f in folds}
+    t = time.perf_counter()
+    for m, r, k, p, th in run_classical(table, folds, classical, settings, progress):
+        probs[m][r, fold_of[(r, k)].test] = p
+        thr[m][r, k] = th
+    timings["classical_s"] = time.perf_counter() - t
+    if cnn:
+        t = time.perf_counter()
+        for m, r, k, p, th in run_cnn(sub, table, folds, cnn, settings, progress):
+            probs[m][r, fold_of[(r, k)].test] = p
+            thr[m][r, k] = th
+        timings["cnn_s"] = time.perf_counter() - t
+    preds = {}
+    for m in settings.methods:
+        if np.isnan(probs[m]).any():
+            raise RuntimeError(f"{m}: some lesions got no out-of-fold prediction")
+        th_lesion = np.empty((R, n))
+        for f in folds:
+            th_lesion[f.repeat, f.test] = thr[m][f.repeat, f.fold]
+        preds[m] = (probs[m] >= th_lesion).astype(int)
+
+    t = time.perf_counter()
+    rows, best = summarise(table.y, table.patient_id, probs, preds, R, settings.level, settings.n_boot, settings.seed)
+    timings["statistics_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+
+    per_patient = np.unique(table.patient_id, return_counts=True)[1]
+    src, src_n = np.unique(np.asarray(table.sources), return_counts=True)
+    summary = {
+        "patients": int(per_patient.size),
+        "lesions": int(n),
+        "malignant": int(table.y.sum()),
+        "benign": int(n - table.y.sum()),
+        "lesions_per_patient_median": float(np.median(per_patient)),
+        "lesions_per_patient_max": int(per_patient.max()),
+        "features": len(table.feature_names),
+        "delineation": {str(s): int(c) for s, c in zip(src, src_n)},
+    }
+    versions = software_versions(with_torch=bool(cnn), with_mirp=settings.features != "diagnostic")
+    return ComparisonResult(settings, table, folds, probs, preds, thr, rows, best, timings, notes, summary, versions)

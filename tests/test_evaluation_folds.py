@@ -1,0 +1,109 @@
+"""Folds: grouped, shared, complete; bad designs; classifiers tuned inside the training folds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from petcad.errors import InputError
+from petcad.evaluation.classifiers import CLASSICAL, TunedClassifier, youden_threshold
+from petcad.evaluation.compare import check_features, summarise
+from petcad.evaluation.folds import assert_grouped, repeated_group_folds
+
+
+def _design(n_pat=30, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 9, n_pat)
+    groups = np.repeat([f"P{i:03d}" for i in range(n_pat)], sizes)
+    patient_effect = rng.normal(size=n_pat)
+    y = (np.repeat(patient_effect, sizes) + rng.normal(size=groups.size) > 0).astype(int)
+    X = rng.normal(size=(groups.size, 5)) + y[:, None] * 0.8
+    return X, y, groups
+
+
+def test_folds_grouped_complete_and_deterministic():
+    X, y, g = _design()
+    folds = repeated_group_folds(y, g, n_splits=5, n_repeats=3, seed=11)
+    assert len(folds) == 15
+    assert_grouped(folds, g)  # no patient in train and test of any fold
+    for r in range(3):
+        tests = np.concatenate([f.test for f in folds if f.repeat == r])
+        assert np.array_equal(np.sort(tests), np.arange(y.size))  # every lesion tested once per repeat
+    again = repeated_group_folds(y, g, n_splits=5, n_repeats=3, seed=11)
+    assert all(np.array_equal(a.test, b.test) and np.array_equal(a.train, b.train) for a, b in zip(folds, again))
+    # repeats differ
+    assert not all(np.array_equal(a.test, b.test) for a, b in zip(folds[:5], folds[5:10]))
+
+
+def test_leaky_folds_are_detected():
+    X, y, g = _design()
+    folds = repeated_group_folds(y, g, n_splits=5, n_repeats=1)
+    from petcad.evaluation.folds import Fold
+
+    bad = Fold(0, 0, np.arange(0, y.size - 1), np.array([y.size - 2]))
+    with pytest.raises(AssertionError):
+        assert_grouped([bad], g)
+
+
+def test_bad_designs_raise_input_error():
+    X, y, g = _design(n_pat=4)
+    with pytest.raises(InputError, match="4 patients but 10 folds"):
+        repeated_group_folds(y, g, n_splits=10)
+    with pytest.raises(InputError, match="one class"):
+        repeated_group_folds(np.zeros_like(y), g, n_splits=2)
+
+
+def test_tuned_classifier_sees_only_training_data():
+    X, y, g = _design(n_pat=16)
+    tr = np.isin(g, np.unique(g)[:12])
+    for m in CLASSICAL:
+        c = TunedClassifier(m, inner_splits=2, seed=0).fit(X[tr], y[tr], g[tr])
+        p = c.predict_proba(X[~tr])[:, 1]
+        assert p.shape == ((~tr).sum(),) and np.all((p >= 0) & (p <= 1))
+        assert 0.0 <= c.threshold_ <= 1.0 and c.inner_auc_ > 0.5
+        assert set(c.best_params_) == set(CLASSICAL[m].grid)
+        assert np.array_equal(c.predict(X[~tr]), (p >= c.threshold_).astype(int))
+    # deterministic for a seed, and the test lesions play no part in fitting
+    a = TunedClassifier("rf", inner_splits=2, seed=0).fit(X[tr], y[tr], g[tr]).predict_proba(X[~tr])
+    X2 = X.copy()
+    X2[~tr] = 0.0
+    b = TunedClassifier("rf", inner_splits=2, seed=0).fit(X2[tr], y[tr], g[tr]).predict_proba(X[~tr])
+    np.testing.assert_allclose(a, b)
+
+
+def test_youden_threshold():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.9])
+    assert youden_threshold(y, p) == pytest.approx(0.7) or youden_threshold(y, p) == pytest.approx(0.4)
+    assert youden_threshold(np.zeros(3), np.ones(3)) == 0.5
+
+
+def test_nan_features_warn_and_impute_or_stop():
+    X = np.arange(12, dtype=float).reshape(4, 3)
+    X[1, 2] = np.nan
+    with pytest.warns(UserWarning, match="L1"):
+        X2, names, notes = check_features(X, ["a", "b", "c"], ["L0", "L1", "L2", "L3"])
+    assert names == ["a", "b", "c"] and np.isnan(X2[1, 2]) and notes
+    X[:, 1] = np.inf
+    with pytest.warns(UserWarning, match="b have no finite value"):
+        X3, names, _ = check_features(X, ["a", "b", "c"], ["L0", "L1", "L2", "L3"])
+    assert names == ["a", "c"] and X3.shape == (4, 2)
+    with pytest.raises(InputError, match="no feature"):
+        check_features(np.full((3, 2), np.nan), ["a", "b"], ["x", "y", "z"])
+
+
+def test_summary_pools_repeats():
+    X, y, g = _design(n_pat=40, seed=3)
+    rng = np.random.default_rng(0)
+    good = np.vstack([y + rng.normal(size=y.size) * 0.6 for _ in range(2)])
+    bad = np.vstack([rng.normal(size=y.size) for _ in range(2)])
+    probs = {"good": 1 / (1 + np.exp(-good)), "bad": 1 / (1 + np.exp(-bad))}
+    preds = {k: (v >= 0.5).astype(int) for k, v in probs.items()}
+    rows, best = summarise(y, g, probs, preds, n_repeats=2, n_boot=200)
+    assert best == "good"
+    r = {row["method"]: row for row in rows}
+    from sklearn.metrics import roc_auc_score
+
+    assert r["good"]["AUC"] == pytest.approx(np.mean([roc_auc_score(y, probs["good"][i]) for i in range(2)]))
+    assert r["good"]["AUC_lo"] < r["good"]["AUC"] < r["good"]["AUC_hi"]
+    assert np.isnan(r["good"]["p_vs_best"]) and r["bad"]["p_vs_best"] < 0.001
