@@ -65,3 +65,16 @@ def test_grid_policy_dataset_covers_grid(cache):
     t = ds.transforms_for(np.arange(50))
     grid = {tuple(r) for r in AugmentPolicy("grid").all()}
     assert {tuple(r) for r in t} <= grid and len({tuple(r) for r in t}) > 40
+
+
+def test_counter_uniforms():
+    from petcad.patches.augment import counter_uniforms
+
+    u = counter_uniforms(3, 0, np.arange(20000))
+    assert u.shape == (20000, 6) and u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.003
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.03 and abs(np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]) < 0.03
+    np.testing.assert_array_equal(counter_uniforms(3, 0, [5, 7]), u[[5, 7]])
+    assert not np.array_equal(counter_uniforms(3, 1, [5]), u[[5]]) and not np.array_equal(counter_uniforms(4, 0, [5]), u[[5]])
+    t = AugmentPolicy("random", max_rotation_deg=10.0, max_shift=2.0).from_uniform(u)
+    assert np.abs(t[:, :3]).max() <= 10 and np.abs(t[:, 3:]).max() <= 2 and np.abs(t[:, 0]).max() > 9.9

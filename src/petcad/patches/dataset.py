@@ -1,7 +1,8 @@
 """A torch ``Dataset`` of tri-planar patches augmented on the fly.
 
 Item ``i`` is lesion ``indices[i // variants_per_epoch]`` under a transform drawn from the
-policy with a generator seeded by ``(seed, epoch, i)`` only: no global random state, so
+policy with uniforms that depend on ``(seed, epoch, i)`` only
+(:func:`petcad.patches.augment.counter_uniforms`): no global random state, so
 items are the same whatever the worker, the batch or the order they are asked in, and
 change with :meth:`PatchDataset.set_epoch`.
 
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from petcad.patches.augment import AugmentPolicy
+from petcad.patches.augment import AugmentPolicy, counter_uniforms
 from petcad.patches.cache import LesionCache
 from petcad.patches.normalize import normalize_patches
 from petcad.patches.sampler import PatchSampler
@@ -79,12 +80,8 @@ class PatchDataset(Dataset):
 
     def transforms_for(self, items: np.ndarray) -> np.ndarray:
         """The transforms ``(n, 6)`` of dataset items ``items`` in the current epoch."""
-        items = np.asarray(items, dtype=np.int64).reshape(-1)
-        out = np.empty((items.size, 6))
-        for r, i in enumerate(items):
-            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-            out[r] = self.policy.draw(rng, 1)[0]
-        return out
+        u = counter_uniforms(self.seed, self.epoch, np.asarray(items, dtype=np.int64).reshape(-1))
+        return self.policy.from_uniform(u)
 
     def _arrays(self, items) -> tuple[np.ndarray, np.ndarray]:
         items = np.asarray(items, dtype=np.int64).reshape(-1)
