@@ -107,6 +107,7 @@ def _naive(study, center, t, size, spacing):
 
 def run(args) -> int:
     import json
+    import os
     import tempfile
     import time
 
@@ -125,7 +126,7 @@ def run(args) -> int:
     if args.chunk < 1 or args.naive < 1 or args.loader_batches < 1 or args.patients < 1:
         raise InputError("petcad bench patches", "--chunk, --naive, --loader-batches and --patients must be >= 1")
     size, spacing = 51, 1.0
-    res: dict = {}
+    res: dict = {"load_average_start": [round(v, 2) for v in os.getloadavg()], "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="petcad-bench-") as tmp:
         t0 = time.perf_counter()
         cohort, source = _cohort(args, tmp)
@@ -146,16 +147,18 @@ def run(args) -> int:
         lesion = np.repeat(np.arange(len(cache)), n_var)
         transforms = np.tile(sel, (len(cache), 1))
         checksum = 0.0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _, chunk in sampler.sample_iter(cache, lesion, transforms):
             checksum += float(chunk[:, :, 25, 25].sum())
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         peak, cur = _rss_mb()
         runs[n_var] = {"patches": int(lesion.size), "seconds": round(dt, 3),
-                       "patches_per_s": round(lesion.size / dt, 1), "peak_rss_mb": round(peak, 1),
-                       "rss_mb": round(cur, 1)}
+                       "patches_per_s": round(lesion.size / dt, 1), "cpu_seconds": round(cpu, 3),
+                       "patches_per_cpu_s": round(lesion.size / max(cpu, 1e-9), 1),
+                       "peak_rss_mb": round(peak, 1), "rss_mb": round(cur, 1)}
     res["variants"] = runs
     res["petcad_patches_per_s"] = runs[729]["patches_per_s"]
+    res["petcad_patches_per_cpu_s"] = runs[729]["patches_per_cpu_s"]
 
     # the naive way, on a few (lesion, transform) pairs, checked against petcad
     rng = np.random.default_rng(args.seed)
@@ -201,6 +204,7 @@ def run(args) -> int:
     res["settings"] = {"size": size, "spacing_mm": spacing, "channels": 6, "grid": "rotations -10,0,10 deg x shifts "
                        "-2,0,2 px on X, Y, Z", "chunk": args.chunk, "seed": args.seed,
                        "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads()}
+    res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     res["versions"] = software_versions()
     if args.json:
         print(json.dumps(res))
@@ -209,7 +213,7 @@ def run(args) -> int:
           f"(load {res['load_s']} s, crop {res['cache_s']} s)")
     for n_var, r in runs.items():
         print(f"petcad sampler, {n_var:3d} variants/lesion: {r['patches']:7d} patches in {r['seconds']:.2f} s = "
-              f"{r['patches_per_s']:9.1f} patches/s; peak RSS {r['peak_rss_mb']} MB, RSS {r['rss_mb']} MB")
+              f"{r['patches_per_s']:9.1f} patches/s (CPU {r['cpu_seconds']:.2f} s: {r['patches_per_cpu_s']:.0f} per CPU-second); peak RSS {r['peak_rss_mb']} MB, RSS {r['rss_mb']} MB")
     print(f"naive (SimpleITK resample of the whole CT and PET to 1 mm, then slice): {res['naive_patches']} patches, "
           f"{res['naive_patches_per_s']} patches/s; max |naive - petcad| CT "
           f"{res['naive_vs_petcad_max_abs_diff']['CT_HU']:.3g} HU, PET {res['naive_vs_petcad_max_abs_diff']['PET_SUV']:.3g} SUV")
@@ -217,4 +221,6 @@ def run(args) -> int:
     print(f"PatchDataset via DataLoader (batch 128, workers 0, normalised): {res['loader_patches_per_s']} patches/s; "
           f"via PatchBatchIterator: {res['batch_iterator_patches_per_s']} patches/s")
     print(f"peak RSS: {res['peak_rss_mb']} MB (before sampling {res['rss_before_mb']} MB)")
+    print(f"machine: {res['cpu_count']} CPUs, load average {res['load_average_start'][0]} at start, "
+          f"{res['load_average_end'][0]} at end (above the CPU count, the CPUs were shared with other processes)")
     return 0
