@@ -264,3 +264,16 @@ def test_bad_input(random_cache, random_vol):
         s.sample(random_cache, np.array([1]), np.zeros((1, 6)))
     with pytest.raises(InputError):
         s.sample(random_cache, np.array([0, 0]), np.zeros((1, 6)))
+
+
+def test_mask_on_its_own_grid(random_vol):
+    """A mask stored on a coarser box of its own is put on the CT grid (nearest neighbour)."""
+    box = np.zeros((10, 10, 10), np.uint8)
+    box[3:7, 3:7, 3:7] = 1  # 2 mm voxels: an 8 mm cube from -4 to +4 mm around the centre
+    mask = Volume(box, origin=[-9.0, -9.0, -9.0], spacing=[2.0, 2.0, 2.0])
+    cache = LesionCache.from_cohort(Cohort([_study(random_vol, masks=[mask])]), with_mask=True)
+    p = PatchSampler(with_mask=True).sample(cache, np.array([0]), np.zeros((1, 6)))[0]
+    for c in (6, 7, 8):
+        rows, cols = np.nonzero(p[c] > 0.5)
+        assert rows.min() >= 20 and rows.max() <= 30 and cols.min() >= 20 and cols.max() <= 30
+        assert p[c, 25, 25] == 1.0 and 49 <= (p[c] > 0.5).sum() <= 100
