@@ -164,7 +164,8 @@ def test_wang2017_learns_on_held_out_patients(blob_data):
     from sklearn.metrics import roc_auc_score
 
     tr, te = _holdout(blob_data, 5)
-    clf = CNNClassifier(model="wang2017", epochs=6, batch_size=16, seed=0, threads=2, patience=6).fit(blob_data, tr)
+    clf = CNNClassifier(model="wang2017", epochs=6, batch_size=16, seed=0, threads=2, patience=6,
+                        min_samples_per_epoch=0).fit(blob_data, tr)
     p = clf.predict_proba(blob_data, te)
     assert p.shape == (len(te), 2) and np.allclose(p.sum(1), 1)
     losses = [h["train_loss"] for h in clf.history_]
@@ -177,7 +178,7 @@ def test_wang2017_learns_on_held_out_patients(blob_data):
 
 def test_training_is_deterministic_for_a_seed(blob_data):
     idx = np.arange(40)
-    kw = dict(model="multiview", epochs=2, batch_size=8, seed=5, threads=2, val_fraction=0.25)
+    kw = dict(model="multiview", epochs=2, batch_size=8, seed=5, threads=2, val_fraction=0.25, min_samples_per_epoch=0)
     a = CNNClassifier(**kw).fit(blob_data, idx).predict_proba(blob_data, idx[:10])
     b = CNNClassifier(**kw).fit(blob_data, idx).predict_proba(blob_data, idx[:10])
     c = CNNClassifier(**{**kw, "seed": 6}).fit(blob_data, idx).predict_proba(blob_data, idx[:10])
@@ -202,7 +203,7 @@ def test_hybrid_uses_features_and_standardises_with_training_statistics(blob_dat
     data = LesionData(cache=blob_data.cache, y=blob_data.y, groups=blob_data.groups, features=feats,
                       feature_names=("suvmax", "noise"))
     tr, te = _holdout(data, 4)
-    clf = CNNClassifier(model="hybrid", epochs=2, batch_size=16, seed=0, threads=2).fit(data, tr)
+    clf = CNNClassifier(model="hybrid", epochs=2, batch_size=16, seed=0, threads=2, min_samples_per_epoch=0).fit(data, tr)
     assert np.allclose(clf.config_["feature_mean"], feats[tr].mean(0))
     assert clf.predict_proba(data, te).shape == (len(te), 2)
     no_feats = LesionData(cache=blob_data.cache, y=blob_data.y, groups=blob_data.groups)
@@ -218,7 +219,7 @@ def test_hybrid_uses_features_and_standardises_with_training_statistics(blob_dat
 
 
 def test_tta_averages_over_the_grid(blob_data):
-    clf = CNNClassifier(model="wang2017", epochs=1, batch_size=16, seed=0, threads=2).fit(blob_data, np.arange(60))
+    clf = CNNClassifier(model="wang2017", epochs=1, batch_size=16, seed=0, threads=2, min_samples_per_epoch=0).fit(blob_data, np.arange(60))
     plain = clf.predict_proba(blob_data, [70, 71])
     tta = clf.predict_proba(blob_data, [70, 71], tta=True)
     assert tta.shape == (2, 2) and np.allclose(tta.sum(1), 1)
@@ -229,7 +230,7 @@ def test_tta_averages_over_the_grid(blob_data):
 def test_cli_train_writes_checkpoints_and_predict_manifest(blob_manifest, tmp_path):
     run = tmp_path / "run"
     rc = cli_main([ "train", str(blob_manifest), "--model", "wang2017", "--out", str(run), "--epochs", "2",
-                    "--batch-size", "16", "--threads", "2", "--no-progress"])
+                    "--batch-size", "16", "--threads", "2", "--no-progress", "--min-samples-per-epoch", "0"])
     assert rc == 0
     for name in ("model.safetensors", "last.safetensors", "state.json", "config.json", "metrics.csv"):
         assert (run / name).is_file(), name
@@ -268,7 +269,7 @@ def test_bad_inputs_give_input_error_and_exit_2(blob_manifest, tmp_path, capsys)
     # a trained run whose weights file is corrupt
     run = tmp_path / "run"
     assert cli_main(["train", str(blob_manifest), "--out", str(run), "--epochs", "1", "--batch-size", "16",
-                     "--threads", "2", "--no-progress"]) == 0
+                     "--threads", "2", "--no-progress", "--min-samples-per-epoch", "0"]) == 0
     (run / "model.safetensors").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(InputError, match="safetensors"):
         CNNClassifier.load(run)
@@ -320,7 +321,7 @@ def test_init_weights_option_reports_what_loaded(blob_manifest, tmp_path, capsys
     sd["features.0.weight"] = torch.zeros(20, 3, 5, 5)
     save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "init.safetensors"))
     rc = cli_main(["train", str(blob_manifest), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "16",
-                   "--threads", "2", "--no-progress", "--init-weights", str(tmp_path / "init.safetensors")])
+                   "--threads", "2", "--no-progress", "--min-samples-per-epoch", "0", "--init-weights", str(tmp_path / "init.safetensors")])
     assert rc == 0
     out = capsys.readouterr().out
     assert "init weights: loaded 7 tensors; skipped 1 by shape" in out
@@ -328,7 +329,7 @@ def test_init_weights_option_reports_what_loaded(blob_manifest, tmp_path, capsys
 
 # ---------------------------------------------------------------------------- resume after kill -9
 TRAIN_ARGS = ["--model", "wang2017", "--epochs", "4", "--batch-size", "8", "--seed", "3", "--threads", "1",
-              "--no-progress", "--patience", "10"]
+              "--no-progress", "--patience", "10", "--min-samples-per-epoch", "0"]
 
 
 @pytest.mark.slow
@@ -367,7 +368,8 @@ def test_ddp_two_cpu_processes_train_one_epoch(blob_manifest, tmp_path):
     run = tmp_path / "ddp"
     cmd = [PY, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0", "--rdzv-backend", "c10d",
            "--rdzv-endpoint", "127.0.0.1:0", "-m", "petcad.models.ddp", str(blob_manifest), "--model", "wang2017",
-           "--out", str(run), "--epochs", "1", "--batch-size", "16", "--threads", "1", "--device", "cpu", "--no-progress"]
+           "--out", str(run), "--epochs", "1", "--batch-size", "16", "--threads", "1", "--device", "cpu", "--no-progress",
+           "--min-samples-per-epoch", "0"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "(2 processes)" in res.stdout
@@ -376,3 +378,16 @@ def test_ddp_two_cpu_processes_train_one_epoch(blob_manifest, tmp_path):
     assert (run / "model.safetensors").is_file() and (run / "last.safetensors").is_file()
     assert len((run / "metrics.csv").read_text().splitlines()) == 2
     assert CNNClassifier.load(run).config_["model"] == "wang2017"
+
+
+# ---------------------------------------------------------------------------- benchmark command
+def test_bench_model_json(capsys):
+    rc = cli_main(["bench", "model", "--json", "--models", "wang2017,multiview", "--seconds", "0.2",
+                   "--batch", "32", "--train-batch", "16"])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == ["wang2017", "multiview"]
+    for r in rows:
+        for k in ("train_samples_per_s", "latency_ms_single", "latency_ms_batched", "loader_patches_per_s"):
+            assert r[k] > 0
+    assert cli_main(["bench", "model", "--models", "lenet"]) == 2

@@ -36,6 +36,8 @@ class CNNClassifier:
         grid of the original study, one drawn per lesion and epoch) or ``none``.
     val_fraction : share of patients (drawn from the fit indices) held out for early stopping.
     patience : epochs without a better validation AUC before stopping.
+    min_samples_per_epoch : an epoch makes whole passes over the training lesions (each
+        with fresh order and augmentation) until at least this many samples were seen.
     seed : everything random derives from it; same seed, device and threads = same weights.
     device : ``auto`` (CUDA if available, else CPU), ``cpu`` or ``cuda``.
     threads : torch CPU threads during fit / predict (None = leave as is).
@@ -55,6 +57,7 @@ class CNNClassifier:
         augment: str = "random",
         val_fraction: float = 0.2,
         patience: int = 8,
+        min_samples_per_epoch: int = 2048,
         seed: int = 0,
         device: str = "auto",
         threads: int | None = None,
@@ -73,6 +76,7 @@ class CNNClassifier:
         self.augment = augment
         self.val_fraction = val_fraction
         self.patience = patience
+        self.min_samples_per_epoch = min_samples_per_epoch
         self.seed = seed
         self.device = device
         self.threads = threads
@@ -85,7 +89,7 @@ class CNNClassifier:
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in (
             "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction",
-            "patience", "seed", "device", "threads", "init_weights", "eval_batch_size", "run_dir", "resume", "progress")}
+            "patience", "min_samples_per_epoch", "seed", "device", "threads", "init_weights", "eval_batch_size", "run_dir", "resume", "progress")}
 
     def set_params(self, **params) -> "CNNClassifier":
         valid = self.get_params()

@@ -22,6 +22,9 @@ def add_train_arguments(parser) -> None:
                         help="augmentation of the plane triplet (default random: +-10 deg, +-2 px)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of patients for validation (default 0.2)")
     parser.add_argument("--patience", type=int, default=8, help="epochs without better validation AUC before stopping")
+    parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
+                        help="an epoch makes whole passes over the training lesions until at least this many "
+                             "augmented samples were seen (default 2048; 0 = one pass)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--size", type=int, default=51, help="patch size in pixels (default 51)")
@@ -46,7 +49,7 @@ def config_from_args(args):
         model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         lr=default_lr(args.model) if args.lr is None else args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, augment=args.augment, val_fraction=args.val_fraction,
-        patience=args.patience, seed=args.seed, device=args.device, threads=args.threads,
+        patience=args.patience, min_samples_per_epoch=args.min_samples_per_epoch, seed=args.seed, device=args.device, threads=args.threads,
         init_weights=args.init_weights,
     ).validate()
 

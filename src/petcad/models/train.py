@@ -33,7 +33,8 @@ from petcad.models.data import LesionData
 from petcad.models.registry import build_model, check_model_name, count_parameters
 
 #: settings that must equal the saved ones for ``--resume``
-RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction")
+RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction",
+               "min_samples_per_epoch")
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainConfig:
     augment: str = "random"
     val_fraction: float = 0.2
     patience: int = 8
+    min_samples_per_epoch: int = 2048
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -67,6 +69,8 @@ class TrainConfig:
             raise InputError("--lr", "must be a positive number")
         if not (0.0 <= self.val_fraction < 1.0):
             raise InputError("--val-fraction", "must be in [0, 1)")
+        if self.min_samples_per_epoch < 0:
+            raise InputError("--min-samples-per-epoch", "must be >= 0")
         if self.patience < 1:
             raise InputError("--patience", "must be at least 1")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -337,7 +341,10 @@ def train(
                 t0 = time.perf_counter()
                 rng = np.random.default_rng([cfg.seed, epoch])
                 torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-                order = rng.permutation(train_idx)
+                # an epoch is R passes over the training lesions (R = enough passes for
+                # min_samples_per_epoch samples), each pass in a fresh order with fresh transforms
+                reps = max(1, math.ceil(cfg.min_samples_per_epoch / len(train_idx)))
+                order = np.concatenate([rng.permutation(train_idx) for _ in range(reps)])
                 transforms = policy.draw(rng, len(order))
                 net.train()
                 loss_sum, n_seen, t_load = 0.0, 0, 0.0

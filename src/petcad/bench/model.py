@@ -1,0 +1,233 @@
+"""``petcad bench model``: speed of the networks on this machine, and (``--auc MANIFEST``) their accuracy.
+
+Speed (default): for each network, training samples per second (SGD steps on
+batches of ``--train-batch`` 6 x 51 x 51 patches), inference latency for one
+lesion (batch of 1) and per lesion in a batch of ``--batch``, and the patch
+loader's rate (augmented patches sampled + normalised per second, one sampler
+call per training batch) so that one sees whether the loader keeps training fed.
+
+Accuracy (``--auc MANIFEST``): a patient-grouped hold-out (``--test-fraction``
+of the patients, ``GroupShuffleSplit`` with ``--seed``), every network trained
+on the rest (its early-stopping patients drawn from them), AUC on the held-out
+lesions with the DeLong 95 % CI and the patient-cluster bootstrap 95 % CI.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+HELP = "speed of the CNNs (training samples/s, latency per lesion), or their hold-out AUC with --auc MANIFEST"
+ALL_MODELS = ("wang2017", "multiview", "alexnet", "hybrid")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (a list, one object per network)")
+    parser.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated networks (default all)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--batch", type=int, default=256, help="batch for the batched latency (default 256)")
+    parser.add_argument("--train-batch", type=int, default=64, help="training batch (default 64)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement (default 3 s)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--auc", metavar="MANIFEST", help="measure hold-out AUC on this cohort instead of speed")
+    parser.add_argument("--test-fraction", type=float, default=0.3, help="share of patients held out (default 0.3)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per network in --auc mode (default 30)")
+    parser.add_argument("--alexnet-epochs", type=int, default=None, help="epochs for alexnet in --auc mode (default: --epochs)")
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch in --auc mode (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
+
+
+def _models(text: str) -> list[str]:
+    from petcad.models.registry import check_model_name
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for m in names:
+        check_model_name(m)
+    return names
+
+
+def _timed(fn, budget: float, min_reps: int = 3) -> list[float]:
+    """Run ``fn`` repeatedly for about ``budget`` seconds; return the per-call times (s)."""
+    times = []
+    t_end = time.perf_counter() + budget
+    while len(times) < min_reps or time.perf_counter() < t_end:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+        if len(times) >= 10_000:
+            break
+    return times
+
+
+def _bench_network(name: str, args, device) -> dict:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from petcad.models.registry import build_model, count_parameters
+
+    torch.manual_seed(0)
+    nf = 13 if name == "hybrid" else 0
+    model = build_model(name, n_features=nf).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    B = args.train_batch
+    x = torch.randn(B, 6, 51, 51, device=device)
+    f = torch.randn(B, nf, device=device) if nf else None
+    y = torch.randint(0, 2, (B,), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step():
+        model.train()
+        loss = F.cross_entropy(model(x, f), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sync()
+
+    step()  # warm-up
+    t_train = _timed(step, args.seconds)
+    model.eval()
+    x1 = x[:1]
+    f1 = None if f is None else f[:1]
+    xb = torch.randn(args.batch, 6, 51, 51, device=device)
+    fb = torch.randn(args.batch, nf, device=device) if nf else None
+
+    def one():
+        with torch.inference_mode():
+            model(x1, f1)
+        sync()
+
+    def batch():
+        with torch.inference_mode():
+            model(xb, fb)
+        sync()
+
+    one()
+    batch()
+    t_one = _timed(one, args.seconds / 2, min_reps=10)
+    t_batch = _timed(batch, args.seconds / 2)
+    return {
+        "model": name,
+        "parameters": count_parameters(model),
+        "train_batch": B,
+        "train_samples_per_s": round(B / float(np.median(t_train)), 1),
+        "latency_ms_single": round(1e3 * float(np.median(t_one)), 3),
+        "latency_ms_batched": round(1e3 * float(np.median(t_batch)) / args.batch, 4),
+        "batch": args.batch,
+    }
+
+
+def _loader_rate(args) -> dict:
+    """Augmented 6-channel patches per second from a lesion cache (sample + normalise, batches of --train-batch)."""
+    import numpy as np
+
+    from petcad.patches.augment import AugmentPolicy
+    from petcad.patches.cache import LesionCache
+    from petcad.patches.normalize import normalize_patches
+    from petcad.patches.sampler import PatchSampler
+    from petcad.study import Lesion, Study, Volume
+
+    rng = np.random.default_rng(0)
+    sp = np.array([1.5, 1.5, 2.5])
+    ct = Volume(rng.normal(0, 100, (60, 160, 160)).astype(np.float32), np.zeros(3), sp)
+    pet = Volume(rng.gamma(2, 0.5, (30, 60, 60)).astype(np.float32), np.zeros(3), np.array([4.0, 4.0, 5.0]))
+    centres = np.column_stack([rng.uniform(60, 180, 64), rng.uniform(60, 180, 64), rng.uniform(50, 100, 64)])
+    study = Study("bench", ct, pet, [Lesion(f"L{i}", c, "benign", "bench") for i, c in enumerate(centres)])
+    cache = LesionCache.from_study(study, centres)
+    sampler = PatchSampler(51, 1.0)
+    policy = AugmentPolicy(kind="random")
+    B = args.train_batch
+
+    def batch():
+        idx = rng.integers(0, len(cache), B)
+        normalize_patches(sampler.sample(cache, idx, policy.draw(rng, B)))
+
+    batch()
+    t = _timed(batch, args.seconds)
+    return {"loader_patches_per_s": round(B / float(np.median(t)), 1), "loader_batch": B}
+
+
+def run_speed(args) -> int:
+    import torch
+
+    from petcad.models.train import resolve_device, software_versions
+
+    names = _models(args.models)
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
+    loader = _loader_rate(args)
+    rows = []
+    for name in names:
+        r = _bench_network(name, args, device)
+        r.update(loader)
+        r["loader_over_training"] = round(loader["loader_patches_per_s"] / r["train_samples_per_s"], 2)
+        r.update(threads=args.threads, device=str(device), versions=software_versions())
+        rows.append(r)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"networks on {device} with {args.threads} threads; patch loader: {loader['loader_patches_per_s']:.0f} "
+          f"augmented 6 x 51 x 51 patches/s (sample + normalise, batches of {loader['loader_batch']})")
+    print(f"{'model':<10} {'params':>11} {'train samples/s':>16} {'ms single':>10} {'ms/lesion batched':>18} {'loader/train':>13}")
+    for r in rows:
+        print(f"{r['model']:<10} {r['parameters']:>11,} {r['train_samples_per_s']:>16.1f} {r['latency_ms_single']:>10.3f} "
+              f"{r['latency_ms_batched']:>18.4f} {r['loader_over_training']:>13.2f}")
+    return 0
+
+
+def run_auc(args) -> int:
+    import numpy as np
+    import torch
+    from sklearn.model_selection import GroupShuffleSplit
+
+    from petcad.errors import InputError
+    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc
+    from petcad.models.data import load_manifest_data
+    from petcad.models.estimator import CNNClassifier
+    from petcad.models.train import software_versions
+
+    names = _models(args.models)
+    if not (0 < args.test_fraction < 1):
+        raise InputError("--test-fraction", "must be in (0, 1)")
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    _, data = load_manifest_data(args.auc, with_features="hybrid" in names)
+    t_load = time.perf_counter() - t0
+    idx = np.arange(len(data))
+    tr, te = next(GroupShuffleSplit(n_splits=1, test_size=args.test_fraction, random_state=args.seed)
+                  .split(idx, data.y, data.groups))
+    if len(np.unique(data.y[te])) < 2:
+        raise InputError(args.auc, "the held-out patients have one class only; change --seed or --test-fraction")
+    rows = []
+    for name in names:
+        epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
+        t = time.perf_counter()
+        clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                            threads=args.threads, progress=args.progress, lr=0.002 if name == "alexnet" else 0.01)
+        clf.fit(data, tr)
+        p = clf.predict_proba(data, te)[:, 1]
+        secs = time.perf_counter() - t
+        d = auc_ci(data.y[te], p)
+        b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=args.seed)
+        rows.append({"model": name, "auc": round(d.value, 4), "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
+                     "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
+                     "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
+    meta = {"manifest": str(args.auc), "n_lesions": len(data), "n_patients": int(len(np.unique(data.groups))),
+            "n_train": int(len(tr)), "n_test": int(len(te)), "n_test_patients": int(len(np.unique(data.groups[te]))),
+            "test_malignant": int(data.y[te].sum()), "seed": args.seed, "threads": args.threads,
+            "load_seconds": round(t_load, 1), "versions": software_versions()}
+    if args.json:
+        print(json.dumps({"settings": meta, "results": rows}, indent=2))
+        return 0
+    print(f"hold-out: {meta['n_test']} lesions of {meta['n_test_patients']} patients ({meta['test_malignant']} malignant); "
+          f"trained on {meta['n_train']} lesions; seed {args.seed}, {args.threads} threads")
+    print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}")
+    for r in rows:
+        print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
+              f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} {r['train_seconds']:>8.1f}")
+    return 0
+
+
+def run(args) -> int:
+    return run_auc(args) if args.auc else run_speed(args)
