@@ -600,9 +600,9 @@ def compute_suv(series, settings: SUVSettings = SUVSettings()) -> tuple[Volume, 
             norm_old, _ = body_normalisation(stored_type, weight_kg=weight, height_m=height, sex=sex)
         except InputError as exc:
             if units in ("GML", "CM2ML"):
-                raise InputError(exc.where, f"image is already SUV{stored_type} (Units {units}); SUV{target} cannot be "
-                                 f"derived: {exc.problem}") from None
-            raise
+                raise InputError(f"{where}: {exc.where}", f"image is already SUV{stored_type} (Units {units}); "
+                                 f"SUV{target} cannot be derived: {exc.problem}") from None
+            raise InputError(f"{where}: {exc.where}", exc.problem) from None
         norm_value = norm_new
         factors = bw_factor * (norm_new / norm_old)
 
