@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from petcad.patches.augment import AugmentPolicy, counter_uniforms
 from petcad.patches.cache import LesionCache
 from petcad.patches.normalize import normalize_patches
-from petcad.patches.sampler import PatchSampler
+from petcad.patches.sampler import PatchSampler, warm_up
 
 
 class PatchDataset(Dataset):
@@ -64,6 +64,7 @@ class PatchDataset(Dataset):
                                     shift_unit=shift_unit)
         self.epoch = 0
         self._labels = cache.y[self.indices]
+        warm_up()  # compiled here, so that forked DataLoader workers need not compile
 
     def set_epoch(self, epoch: int) -> None:
         """Use the transforms of ``epoch`` (call before each epoch, also with worker processes:

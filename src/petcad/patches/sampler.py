@@ -279,8 +279,16 @@ class PatchSampler:
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernel on a tiny input."""
+    """Compile (or load from numba's on-disk cache) the parallel and the serial kernels and the
+    normalisation on tiny inputs, so that forked DataLoader workers inherit them compiled."""
+    from petcad.patches.normalize import _standardize, _standardize_serial
+
     data = np.zeros(8, dtype=np.float32)
     z = np.zeros((1, 1, 3, 3))
-    _kernel()(data, np.zeros((1, 1), np.int64), np.full((1, 1, 3), 2, np.int64),
-                      np.zeros(1, np.float32), np.zeros(1, np.int64), z, z, z, np.empty((1, 3, 1, 1), np.float32))
+    args = (data, np.zeros((1, 1), np.int64), np.full((1, 1, 3), 2, np.int64), np.zeros(1, np.float32),
+            np.zeros(1, np.int64), z, z, z, np.empty((1, 3, 1, 1), np.float32))
+    _trilinear_planes(*args)
+    _trilinear_planes_serial(*args)
+    flat = np.zeros((1, 6, 4), np.float32)
+    _standardize(flat, 1e-6)
+    _standardize_serial(flat, 1e-6)
