@@ -160,7 +160,8 @@ def test_bad_missing_dose_weight_times(dro, tmp_path, capsys, edit, contains):
     # the option named in the message supplies the value
     fix = {"--dose": ["--dose", "368.08"], "--weight": ["--weight", "70"], "--injection-time": ["--injection-time", "10:00"]}[contains[1]]
     code, _, err = run_cli(capsys, "suv", dro, "--out", out, *fix)
-    assert code == 0, err and out.exists()
+    assert code == 0, err
+    assert out.exists()
 
 
 def test_bad_nan_voxels(tmp_path, capsys):
@@ -172,7 +173,7 @@ def test_bad_nan_voxels(tmp_path, capsys):
 
 
 def _manifest(tmp_path, rows, header="patient_id,ct,pet,lesion_id,x,y,z,label"):
-    ct = write_image(Volume(np.zeros((10, 10, 10), np.float32), origin=[0, 0, 0], spacing=[2, 2, 2]), tmp_path / "p1" / "ct.nii.gz")
+    write_image(Volume(np.zeros((10, 10, 10), np.float32), origin=[0, 0, 0], spacing=[2, 2, 2]), tmp_path / "p1" / "ct.nii.gz")
     write_image(Volume(np.ones((5, 5, 5), np.float32), origin=[0, 0, 0], spacing=[4, 4, 4]), tmp_path / "p1" / "pet.nii.gz")
     m = tmp_path / "manifest.csv"
     m.write_text(header + "\n" + "\n".join(rows) + "\n")

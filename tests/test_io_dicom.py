@@ -7,7 +7,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 
 from petcad.errors import InputError

@@ -11,7 +11,6 @@ import math
 import warnings
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence

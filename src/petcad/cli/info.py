@@ -89,7 +89,8 @@ def run(args) -> int:
           f"decayed dose {f(None if s['decayed_dose_bq'] is None else s['decayed_dose_bq'] / 1e6, '{:.3f}', ' MBq')}")
     fac = s["factors"]
     per = "" if max(fac) - min(fac) <= 1e-12 * abs(max(fac)) else f" (per slice {min(fac):.6g} .. {max(fac):.6g})"
-    print(f"  SUV factor {s['factor']:.6g} (SUV per stored unit){per}")
+    per_unit = {"BQML": "g/Bq: SUV per Bq/mL", "CNTS": "SUV per stored unit", "GML": "passed through", "CM2ML": "cm2/mL to m2/L"}
+    print(f"  SUV factor {s['factor']:.6g} ({per_unit.get(s['input_units'], 'SUV per stored unit')}){per}")
     for k, v in s["sources"].items():
         print(f"  source of {k}: {v}")
     for n in s["notes"]:

@@ -559,6 +559,12 @@ def compute_suv(series, settings: SUVSettings = SUVSettings()) -> tuple[Volume, 
         raise InputError(f"{where}: DecayCorrection (0054,1102)",
                          f"unknown decay correction {decay_corr or '(missing)'}; expected START, ADMIN or NONE")
 
+    corr = {str(c).upper() for c in (header["CorrectedImage"] or [])}
+    if units in ("BQML", "CNTS") and header["CorrectedImage"] is not None:
+        lacking = [c for c in ("ATTN", "DECY") if c not in corr and not (c == "DECY" and decay_corr in ("NONE", "ADMIN"))]
+        if lacking:
+            note(f"CorrectedImage (0028,0051) lacks {', '.join(lacking)}: QIBA expects attenuation- and "
+                 "decay-corrected images for SUV")
     if units == "BQML":
         bw_factor = bqml_factor(np.ones(n))
     elif units == "CNTS":
