@@ -342,3 +342,19 @@ def test_ge_activity_concentration_at_injection(ge):
     _, a = compute_suv(series, SUVSettings())
     bqml = _on_ref(series.volume, ref, idx)[roi]
     assert 43300 <= bqml.max() / a.decay_factor <= 43400
+
+
+def test_note_when_not_attenuation_corrected(dro, mask):
+    edit_series(dro, lambda ds, k: setattr(ds, "CorrectedImage", [c for c in ds.CorrectedImage if c != "ATTN"]))
+    vol, a = suv_of(dro)
+    assert_dro(vol, mask)  # still computed, but said
+    assert any("lacks ATTN" in n for n in a.notes)
+
+
+def test_unknown_units_and_decay_correction(dro):
+    edit_series(dro, lambda ds, k: setattr(ds, "DecayCorrection", "WEIRD"))
+    with pytest.raises(InputError, match=r"DecayCorrection \(0054,1102\).*START, ADMIN or NONE"):
+        suv_of(dro)
+    edit_series(dro, lambda ds, k: setattr(ds, "Units", "MGMINML"))
+    with pytest.raises(InputError, match="unsupported PET units 'MGMINML'"):
+        suv_of(dro)
