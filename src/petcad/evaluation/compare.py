@@ -23,7 +23,6 @@ Protocol (docs/evaluation.md):
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -297,31 +296,10 @@ def summarise(y, groups, probabilities, predictions, n_repeats: int, level: floa
 
 
 def software_versions(with_torch: bool = False, with_mirp: bool = False) -> dict[str, str]:
-    import numpy
-    import scipy
-    import SimpleITK
-    import sklearn
+    """Versions recorded in the report (see :func:`petcad.provenance.software_versions`)."""
+    from petcad.provenance import software_versions as _versions
 
-    import petcad
-
-    v = {
-        "python": platform.python_version(),
-        "petcad": petcad.__version__,
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "SimpleITK": SimpleITK.Version_VersionString(),
-        "platform": platform.platform(),
-    }
-    if with_torch:
-        import torch
-
-        v["torch"] = torch.__version__
-    if with_mirp:
-        from importlib.metadata import version
-
-        v["mirp"] = version("mirp")
-    return v
+    return _versions(extra=("mirp", "pandas") if with_mirp else ())
 
 
 def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progress: bool = False) -> ComparisonResult:
