@@ -116,8 +116,7 @@ def run(args) -> int:
     if n < 10:
         raise InputError("--patients", "at least 10 patients are needed for a grouped cross-validation")
     t0 = time.perf_counter()
-    names, X, y, g = phantom_features(n, args.seed, pre.name if pre.name in ("default", "paper", "realistic") else pre,
-                                      workers=args.workers)
+    names, X, y, g = phantom_features(n, args.seed, pre, workers=args.workers)
     t1 = time.perf_counter()
     res = grouped_rf_auc(X, y, g, seed=args.seed, folds=args.folds)
     out = {"preset": pre.name, "patients": n, "nodes": int(len(y)), "malignant_share": float(y.mean()),

@@ -231,7 +231,8 @@ def build_anatomy(shape, origin, spacing, p: AnatomyParams, rng: np.random.Gener
     paint(cavity, LUNG, p.lung_hu, p.suv_lung)
     # abdomen below the diaphragm (inside the muscle wall): liver right, soft tissue left
     abd = (r_musc <= 1.0) & below_dia & ((X / (fa - 10.0)) ** 2 + (Y / (fb - 10.0)) ** 2 <= 1.0)
-    liver = abd & (X < 30.0 - 0.4 * Y) & (Z > dome_top - 190.0)
+    # the liver's lower edge rises medially (the right lobe reaches lowest)
+    liver = abd & (X < 30.0 - 0.4 * Y) & (Z > dome_top - 200.0 + 0.8 * (X + 0.6 * p.cage_a))
     paint(abd & ~liver, SOFT, 35.0, 1.1)
     paint(liver, LIVER, 55.0, p.suv_liver)
     del abd, liver, r_musc

@@ -31,7 +31,7 @@ class LesionModel:
     lobulation: float = 0.12  # relative radius modulation amplitude
     # true SUV (activity concentration), log-normal by class (median ~6 vs ~2.5, heavy overlap)
     suv_median: dict = field(default_factory=lambda: {"benign": 2.4, "malignant": 5.6})
-    suv_logsd: dict = field(default_factory=lambda: {"benign": 0.50, "malignant": 0.50})
+    suv_logsd: dict = field(default_factory=lambda: {"benign": 0.55, "malignant": 0.55})
     suv_size_slope: float = 0.6  # d log(SUV) / d log(short axis / class median)
     patient_suv_logsd: float = 0.25  # shared patient effect on log SUV (all nodes of a patient)
     # granulomatous disease (TB / sarcoid / anthracosis): share of patients, benign-node SUV factor
@@ -40,7 +40,7 @@ class LesionModel:
     granulomatous_size_factor: float = 1.25
     # non-contrast CT density of the node (HU): Flechsig 2017 malignant median 32.4, benign 9.3
     hu_median: dict = field(default_factory=lambda: {"benign": 11.0, "malignant": 30.0})
-    hu_sd: dict = field(default_factory=lambda: {"benign": 17.0, "malignant": 14.0})
+    hu_sd: dict = field(default_factory=lambda: {"benign": 19.0, "malignant": 16.0})
     # flags (Kirchner 2015: calcified 18 % of benign / 0 % malignant; necrosis 35 % malignant / 0 % benign)
     p_calcified: dict = field(default_factory=lambda: {"benign": 0.18, "malignant": 0.0})
     p_necrotic: dict = field(default_factory=lambda: {"benign": 0.0, "malignant": 0.35})
