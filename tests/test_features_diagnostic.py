@@ -126,3 +126,23 @@ def test_bad_settings():
         DelineationSettings(method="magic")
     with pytest.raises(ValueError, match="fraction"):
         DelineationSettings(fraction=1.5)
+
+
+def test_distance_and_crop_with_oblique_direction():
+    from scipy.spatial.transform import Rotation
+
+    from petcad.features.delineation import crop, distance_mm
+
+    rot = Rotation.from_euler("xyz", [10, -20, 35], degrees=True).as_matrix()
+    vol = Volume(np.zeros((12, 10, 8), np.float32), origin=[5.0, -3.0, 2.0], spacing=[1.5, 2.0, 3.0], direction=rot)
+    c = np.array([9.0, 4.0, 10.0])
+    k, j, i = np.indices(vol.array.shape)
+    ref = np.linalg.norm(vol.index_to_world(np.stack([i, j, k], -1)) - c, axis=-1)
+    np.testing.assert_allclose(distance_mm(vol, c), ref, rtol=1e-12)
+    sub = crop(vol, c, 4.0)
+    inside = ref <= 4.0
+    # every voxel within 4 mm of the centre is in the crop
+    sub_world = sub.index_to_world(np.stack(np.indices(sub.array.shape)[::-1], -1).reshape(-1, 3))
+    want = vol.index_to_world(np.stack([i, j, k], -1)[inside])
+    d = np.linalg.norm(want[:, None, :] - sub_world[None, :, :], axis=-1).min(axis=1)
+    assert np.all(d < 1e-9)

@@ -128,25 +128,63 @@ def crop(volume: Volume, center_mm: np.ndarray, radius_mm: float) -> Volume:
 
 def distance_mm(volume: Volume, center_mm: np.ndarray) -> np.ndarray:
     """Distance (mm) of every voxel centre of ``volume`` from ``center_mm``, shape of ``volume.array``."""
-    k, j, i = np.indices(volume.array.shape, dtype=np.float64)
-    ijk = np.stack([i, j, k], axis=-1)
-    return np.linalg.norm(volume.index_to_world(ijk) - center_mm, axis=-1)
+    nk, nj, ni = volume.array.shape
+    a = volume.direction * volume.spacing[None, :]  # world = origin + a @ ijk
+    d0 = volume.origin - np.asarray(center_mm, dtype=np.float64)
+    i = np.arange(ni, dtype=np.float64)[None, None, :]
+    j = np.arange(nj, dtype=np.float64)[None, :, None]
+    k = np.arange(nk, dtype=np.float64)[:, None, None]
+    sq = np.zeros(volume.array.shape, dtype=np.float64)
+    for c in range(3):  # three world components, each a broadcast sum of 1D ramps
+        sq += (d0[c] + a[c, 0] * i + a[c, 1] * j + a[c, 2] * k) ** 2
+    return np.sqrt(sq)
+
+
+def _resample_fraction(mask: np.ndarray, src: Volume, dst: Volume) -> np.ndarray:
+    """Fraction of each ``dst`` voxel covered by ``mask`` on ``src`` (SimpleITK linear resampling).
+
+    When both grids share spacing and direction and differ by a whole-voxel shift (a mask
+    cropped from the CT grid), the mask is pasted instead (exact). SimpleITK runs with one
+    thread: on crops this small, thread start-up costs more than the work.
+    """
+    if np.allclose(src.spacing, dst.spacing) and np.allclose(src.direction, dst.direction):
+        off = dst.world_to_index(src.origin)  # src voxel (0,0,0) in dst indices
+        r = np.rint(off)
+        if np.allclose(off, r, atol=1e-3):
+            out = np.zeros(dst.array.shape, dtype=np.float32)
+            o = r.astype(int)[::-1]  # k, j, i
+            lo_d = np.maximum(o, 0)
+            hi_d = np.minimum(o + np.asarray(mask.shape), np.asarray(out.shape))
+            if np.all(hi_d > lo_d):
+                lo_s = lo_d - o
+                hi_s = hi_d - o
+                out[lo_d[0]:hi_d[0], lo_d[1]:hi_d[1], lo_d[2]:hi_d[2]] = mask[
+                    lo_s[0]:hi_s[0], lo_s[1]:hi_s[1], lo_s[2]:hi_s[2]]
+            return out
+    import SimpleITK as sitk
+
+    img = Volume(mask.astype(np.float32), src.origin, src.spacing, src.direction).to_sitk()
+    f = sitk.ResampleImageFilter()
+    f.SetNumberOfThreads(1)
+    f.SetOutputOrigin(tuple(float(v) for v in dst.origin))
+    f.SetOutputSpacing(tuple(float(v) for v in dst.spacing))
+    f.SetOutputDirection(tuple(float(v) for v in dst.direction.reshape(-1)))
+    f.SetSize([int(v) for v in dst.shape_ijk])
+    f.SetInterpolator(sitk.sitkLinear)
+    f.SetDefaultPixelValue(0.0)
+    f.SetOutputPixelType(sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(f.Execute(img))
 
 
 def _transfer(mask: np.ndarray, src: Volume, dst: Volume) -> np.ndarray:
-    """Carry a boolean mask from grid ``src`` to grid ``dst`` (SimpleITK linear, >= 0.5)."""
+    """Carry a boolean mask from grid ``src`` to grid ``dst`` (linear, >= 0.5)."""
     if src.same_grid(dst):
         return mask.copy()
-    frac = Volume(mask.astype(np.float32), src.origin, src.spacing, src.direction).resample_to(
-        dst, interpolator="linear", default_value=0.0
-    )
-    return frac.array >= 0.5
+    return _resample_fraction(mask, src, dst) >= 0.5
 
 
 def _fraction_on(mask: np.ndarray, src: Volume, dst: Volume) -> np.ndarray:
-    return Volume(mask.astype(np.float32), src.origin, src.spacing, src.direction).resample_to(
-        dst, interpolator="linear", default_value=0.0
-    ).array
+    return _resample_fraction(mask, src, dst)
 
 
 def _component_with(mask: np.ndarray, seed_kji: tuple[int, int, int]) -> np.ndarray:
