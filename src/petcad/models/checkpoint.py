@@ -27,6 +27,7 @@ from petcad.errors import InputError
 from petcad.io.atomic import atomic_path, write_text
 
 OPT_PREFIX = "__optimizer__."
+METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds", "train_samples_per_s", "loader_seconds")
 FORMAT = "petcad-cnn-1"
 
 
@@ -157,7 +158,7 @@ def read_config(run_dir: str | os.PathLike) -> dict:
 def write_metrics_csv(run_dir: Path, history: list[dict]) -> None:
     if not history:
         return
-    cols = list(history[0].keys())
+    cols = [c for c in METRIC_COLUMNS if c in history[0]] + sorted(set(history[0]) - set(METRIC_COLUMNS))
     lines = [",".join(cols)]
     for row in history:
         lines.append(",".join(_fmt(row.get(c)) for c in cols))
