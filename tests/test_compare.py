@@ -125,3 +125,13 @@ def test_rf_auc_in_calibrated_band():
         pred[0, f.test] = (P[0, f.test] >= thr[0, f.fold]).astype(int)
     rows, _ = summarise(table.y, table.patient_id, {"rf": P}, {"rf": pred}, 1, n_boot=200)
     assert 0.80 <= rows[0]["AUC"] <= 0.95, rows[0]
+
+
+def test_cli_method_list_matches_runner_and_help_is_light():
+    from petcad.cli.compare import METHOD_CHOICES
+    from petcad.evaluation.compare import ALL_METHODS
+
+    assert tuple(METHOD_CHOICES) == tuple(ALL_METHODS)
+    r = subprocess.run([sys.executable, "-c", "import sys, petcad.cli.compare, petcad.cli.demo; "
+                        "print('sklearn' in sys.modules, 'torch' in sys.modules)"], capture_output=True, text=True)
+    assert r.stdout.split() == ["False", "False"]
