@@ -46,14 +46,17 @@ def run(args) -> int:
 
         written = write_cohort_preview(out, seed=args.seed, preset=preset, n_patients=min(n, 2))
     dt = time.perf_counter() - t0
-    print(format_summary(read_truth(out / "truth.csv"), n, dt))
+    import json
+
+    cpu = json.loads((out / "cohort.json").read_text())["summary"].get("cpu_seconds_patients")
+    print(format_summary(read_truth(out / "truth.csv"), n, dt, cpu))
     print(f"manifest: {manifest}")
     for p in written:
         print(f"preview: {p}")
     return 0
 
 
-def format_summary(rows: list[dict], n_patients: int, seconds: float) -> str:
+def format_summary(rows: list[dict], n_patients: int, seconds: float, cpu_seconds: float | None = None) -> str:
     import numpy as np
 
     labels = np.array([r["label"] for r in rows])
@@ -70,5 +73,6 @@ def format_summary(rows: list[dict], n_patients: int, seconds: float) -> str:
         sa = np.median([float(r["short_axis_mm"]) for r in sel])
         lines.append(f"  {cls:9s} n={len(sel):4d}  median true SUV {true:5.2f}  median SUVmax (PET, in mask) {pet:5.2f}"
                      f"  median short axis {sa:5.1f} mm")
-    lines.append(f"time {seconds:.1f} s")
+    cpu = f" (patients' CPU time {cpu_seconds:.1f} s over all workers)" if cpu_seconds is not None else ""
+    lines.append(f"time {seconds:.1f} s{cpu}")
     return "\n".join(lines)

@@ -215,8 +215,10 @@ def write_patient(truth: PatientTruth, root: Path, fmt: str) -> tuple[list[list]
 
 def _make_patient(job):
     ss, preset, number, root, fmt = job
+    t0 = time.process_time()
     truth = simulate_patient(ss, preset, number)
-    return write_patient(truth, Path(root), fmt)
+    man, tru = write_patient(truth, Path(root), fmt)
+    return man, tru, time.process_time() - t0
 
 
 def _csv_text(header, rows) -> str:
@@ -288,12 +290,13 @@ def generate_cohort(
         else:
             with ProcessPoolExecutor(max_workers=nw, mp_context=get_context("forkserver")) as ex:
                 results = _collect(ex.map(_make_patient, jobs), len(jobs), progress)
-        man = [r for m, _ in results for r in m]
-        tru = [r for _, t in results for r in t]
+        man = [r for m, _, _ in results for r in m]
+        tru = [r for _, t, _ in results for r in t]
         (tmp / "manifest.csv").write_text(_csv_text(MANIFEST_HEADER, man))
         (tmp / "truth.csv").write_text(_csv_text(TRUTH_HEADER, tru))
         summary = summarize(tru, n_patients)
         summary["seconds"] = round(time.perf_counter() - t0, 2)
+        summary["cpu_seconds_patients"] = round(sum(c for _, _, c in results), 2)  # simulation + writing, all workers
         meta = {"generator": "petcad.phantom", "preset": asdict(pre), "seed": int(seed), "n_patients": int(n_patients),
                 "format": fmt, "workers": nw, "versions": software_versions(), "summary": summary,
                 "lesion_map": "lesions.nii.gz: CT grid, uint8, voxel value = 1-based lesion index (column index of truth.csv)"}
