@@ -26,7 +26,7 @@ def test_compare_end_to_end_small_cohort(small_cohort, tmp_path, capsys):
     out = tmp_path / "report"
     rc = main([
         "compare", str(small_cohort), "--out", str(out), "--folds", "2", "--repeats", "1",
-        "--methods", "rf,svm,cnn,cnn-rf", "--cnn-epochs", "1", "--bootstrap", "200", "--no-progress",
+        "--methods", "rf,svm,cnn,cnn-rf", "--cnn-epochs", "1", "--cnn-samples-per-epoch", "128", "--bootstrap", "200", "--no-progress",
     ])
     assert rc == 0
     for name in FILES:

@@ -17,7 +17,8 @@ DEFAULT_METHODS = "rf,svm,adaboost,mlp"
 METHOD_CHOICES = ("rf", "svm", "adaboost", "mlp", "cnn", "multiview", "hybrid", "cnn-svm", "cnn-rf")
 
 
-def add_common_arguments(parser, folds: int, repeats: int, methods: str, cnn_epochs: int) -> None:
+def add_common_arguments(parser, folds: int, repeats: int, methods: str, cnn_epochs: int,
+                         cnn_samples: int = 2048) -> None:
     parser.add_argument("--methods", default=methods,
                         help=f"comma-separated, from {','.join(METHOD_CHOICES)}, or 'all' (default {methods})")
     parser.add_argument("--folds", type=int, default=folds, help=f"outer folds (default {folds})")
@@ -27,6 +28,8 @@ def add_common_arguments(parser, folds: int, repeats: int, methods: str, cnn_epo
     parser.add_argument("--lang", choices=("en", "zh"), default="en", help="report language (default en)")
     parser.add_argument("--seed", type=int, default=0, help="seed of folds, classifiers and CNNs (default 0)")
     parser.add_argument("--cnn-epochs", type=int, default=cnn_epochs, help=f"CNN epochs per fold (default {cnn_epochs})")
+    parser.add_argument("--cnn-samples-per-epoch", type=int, default=cnn_samples,
+                        help=f"at least this many augmented samples per CNN epoch (default {cnn_samples})")
     parser.add_argument("--jobs", type=int, default=2, help="parallel workers for the classical methods (default 2)")
     parser.add_argument("--delineation", choices=("auto", "mask", "suv", "fraction"), default="auto",
                         help="lesion delineation for features (default auto: the manifest mask, else PET 40%% SUVmax)")
@@ -50,6 +53,8 @@ def settings_from_args(args):
     methods = ALL_METHODS if args.methods.strip() == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
     if args.cnn_epochs < 1:
         raise InputError("--cnn-epochs", f"must be at least 1, got {args.cnn_epochs}")
+    if args.cnn_samples_per_epoch < 1:
+        raise InputError("--cnn-samples-per-epoch", f"must be at least 1, got {args.cnn_samples_per_epoch}")
     if args.jobs < 1:
         raise InputError("--jobs", f"must be at least 1, got {args.jobs}")
     try:
@@ -57,7 +62,8 @@ def settings_from_args(args):
     except ValueError as exc:
         raise InputError("--fraction", str(exc)) from None
     return CompareSettings(methods=methods, n_splits=args.folds, n_repeats=args.repeats, seed=args.seed,
-                           features=args.features, cnn_epochs=args.cnn_epochs, n_jobs=args.jobs,
+                           features=args.features, cnn_epochs=args.cnn_epochs,
+                           cnn_samples_per_epoch=args.cnn_samples_per_epoch, n_jobs=args.jobs,
                            n_boot=args.bootstrap, delineation=dl)
 
 

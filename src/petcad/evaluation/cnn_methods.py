@@ -42,7 +42,8 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     out = []
     for net, f in it:
         clf = CNNClassifier(model=net, epochs=settings.cnn_epochs, seed=settings.seed + 1000 * f.repeat + f.fold,
-                            threads=settings.n_jobs, device="auto")
+                            min_samples_per_epoch=settings.cnn_samples_per_epoch, threads=settings.n_jobs,
+                            device="auto")
         clf.fit(data, f.train)
         p = clf.predict_proba(data, f.test)[:, 1]
         for m in methods:

@@ -62,7 +62,7 @@ class CompareSettings:
 
     ``n_splits`` x ``n_repeats`` outer folds; ``seed`` seeds folds, classifiers and CNNs;
     ``features`` is ``diagnostic``, ``ibsi`` or ``all``; ``cnn_epochs`` the CNN training
-    epochs per fold; ``n_jobs`` parallel workers for the classical methods; ``n_boot``
+    epochs per fold, each of at least ``cnn_samples_per_epoch`` augmented samples; ``n_jobs`` parallel workers for the classical methods; ``n_boot``
     patient-cluster bootstrap replicates.
     """
 
@@ -73,6 +73,7 @@ class CompareSettings:
     features: str = "diagnostic"
     inner_splits: int = 3
     cnn_epochs: int = 10
+    cnn_samples_per_epoch: int = 2048
     n_jobs: int = 2
     n_boot: int = 2000
     level: float = 0.95
