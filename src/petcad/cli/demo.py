@@ -20,7 +20,7 @@ DEMO_SAMPLES_PER_EPOCH = 512
 def add_arguments(parser) -> None:
     from petcad.cli.compare import add_common_arguments
 
-    parser.add_argument("--out", default="petcad-demo", help="output folder (default ./petcad-demo)")
+    parser.add_argument("--out", default="demo_out", help="output folder (default ./demo_out)")
     parser.add_argument("--patients", type=int, default=40, help="phantom patients (default 40)")
     add_common_arguments(parser, folds=DEMO_FOLDS, repeats=DEMO_REPEATS, methods="all", cnn_epochs=DEMO_EPOCHS,
                          cnn_samples=DEMO_SAMPLES_PER_EPOCH)
