@@ -176,16 +176,20 @@ def place_and_paint(
                 box, rho, u, local, semi = res
                 k = rng.normal(size=(3, 3)) * 2.0
                 ph = rng.uniform(0, 2 * np.pi, 3)
-                lob = sum(np.cos(u @ k[m] + ph[m]) for m in range(3)) / 3.0
-                inside = rho <= 1.0 + model.lobulation * lob
-                nvox = int(inside.sum())
-                if nvox < 4:
+                # the checks run on the plain ellipsoid (cheap); the lobulated shape is made once accepted
+                base = rho <= 1.0
+                if int(base.sum()) < 4:
                     continue
-                tis = anat.tissue[box][inside]
-                near = anat.tissue[box][rho <= 1.35]  # a margin of ~1/3 radius must be free of other nodes
+                tis_box = anat.tissue[box]
+                tis = tis_box[base]
+                near = tis_box[rho <= 1.35]  # a margin of ~1/3 radius must be free of other nodes
                 if np.isin(tis, _FORBIDDEN).mean() > 0.04 or (near == A.NODE).any():
                     continue
                 if (tis == A.LUNG).mean() > max_lung:
+                    continue
+                lob = sum(np.cos(u @ k[m] + ph[m]) for m in range(3)) / 3.0
+                inside = (rho <= 1.0 + model.lobulation * lob) & ~np.isin(tis_box, _FORBIDDEN)
+                if int(inside.sum()) < 4:
                     continue
                 spec.station = st
                 done = True
