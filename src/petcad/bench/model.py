@@ -34,6 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=30, help="epochs per network in --auc mode (default 30)")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="epochs for alexnet in --auc mode (default: --epochs)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch in --auc mode (default 64)")
+    parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
+                        help="samples per epoch at least, in whole passes, in --auc mode (default 2048; 0 = one pass)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
 
@@ -199,12 +201,25 @@ def run_auc(args) -> int:
                   .split(idx, data.y, data.groups))
     if len(np.unique(data.y[te])) < 2:
         raise InputError(args.auc, "the held-out patients have one class only; change --seed or --test-fraction")
+    meta = {"manifest": str(args.auc), "n_lesions": len(data), "n_patients": int(len(np.unique(data.groups))),
+            "n_train": int(len(tr)), "n_test": int(len(te)), "n_test_patients": int(len(np.unique(data.groups[te]))),
+            "test_malignant": int(data.y[te].sum()), "seed": args.seed, "threads": args.threads,
+            "min_samples_per_epoch": args.min_samples_per_epoch, "batch_size": args.batch_size,
+            "load_seconds": round(t_load, 1), "versions": software_versions()}
+    if not args.json:
+        print(f"hold-out: {meta['n_test']} lesions of {meta['n_test_patients']} patients ({meta['test_malignant']} malignant); "
+              f"trained on {meta['n_train']} lesions of {meta['n_patients'] - meta['n_test_patients']} patients; "
+              f"seed {args.seed}, {args.threads} threads, batch {args.batch_size}, "
+              f">= {args.min_samples_per_epoch} samples per epoch", flush=True)
+        print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}",
+              flush=True)
     rows = []
     for name in names:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
         t = time.perf_counter()
         clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            threads=args.threads, progress=args.progress, lr=0.002 if name == "alexnet" else 0.01)
+                            threads=args.threads, progress=args.progress, lr=0.002 if name == "alexnet" else 0.01,
+                            min_samples_per_epoch=args.min_samples_per_epoch)
         clf.fit(data, tr)
         p = clf.predict_proba(data, te)[:, 1]
         secs = time.perf_counter() - t
@@ -213,19 +228,13 @@ def run_auc(args) -> int:
         rows.append({"model": name, "auc": round(d.value, 4), "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
                      "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
                      "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
-    meta = {"manifest": str(args.auc), "n_lesions": len(data), "n_patients": int(len(np.unique(data.groups))),
-            "n_train": int(len(tr)), "n_test": int(len(te)), "n_test_patients": int(len(np.unique(data.groups[te]))),
-            "test_malignant": int(data.y[te].sum()), "seed": args.seed, "threads": args.threads,
-            "load_seconds": round(t_load, 1), "versions": software_versions()}
+        r = rows[-1]
+        if not args.json:
+            print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
+                  f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} "
+                  f"{r['train_seconds']:>8.1f}", flush=True)
     if args.json:
         print(json.dumps({"settings": meta, "results": rows}, indent=2))
-        return 0
-    print(f"hold-out: {meta['n_test']} lesions of {meta['n_test_patients']} patients ({meta['test_malignant']} malignant); "
-          f"trained on {meta['n_train']} lesions; seed {args.seed}, {args.threads} threads")
-    print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}")
-    for r in rows:
-        print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
-              f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} {r['train_seconds']:>8.1f}")
     return 0
 
 
