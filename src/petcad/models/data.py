@@ -23,6 +23,18 @@ from petcad.errors import InputError
 
 CHANNELS_6 = ("CT-axial", "CT-coronal", "CT-sagittal", "PET-axial", "PET-coronal", "PET-sagittal")
 CHANNELS_9 = CHANNELS_6 + ("mask-axial", "mask-coronal", "mask-sagittal")
+NORMALIZATIONS = ("patch", "fixed")
+
+
+def fixed_normalize(x: np.ndarray) -> np.ndarray:
+    """In place: CT ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``; masks unchanged."""
+    ct, pet = x[:, 0:3], x[:, 3:6]
+    np.clip(ct, -1000.0, 1000.0, out=ct)
+    ct -= 40.0
+    ct /= 300.0
+    np.clip(pet, 0.0, 30.0, out=pet)
+    pet /= 3.0
+    return x
 
 
 @dataclass
@@ -45,6 +57,10 @@ class LesionData:
         instead of the cache (no augmentation possible: transforms must be identity).
     sources : optional per-lesion strings (e.g. ``"ct|pet"`` paths as written in
         the manifest) that enter the training-data hash.
+    normalization : ``"patch"`` (the original study's: per patch and channel
+        ``x - mean``, ``/ std``) or ``"fixed"`` (keeps absolute values: CT
+        ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``, so
+        that the network sees the uptake level, which per-patch standardisation removes).
     """
 
     cache: Any
@@ -58,6 +74,7 @@ class LesionData:
     with_mask: bool = False
     patches: np.ndarray | None = None
     sources: Sequence[str] = ()
+    normalization: str = "patch"
     _sampler: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +102,8 @@ class LesionData:
                 raise InputError("LesionData", f"patches must be (n={n}, C, {self.size}, {self.size}), got {self.patches.shape}")
         elif self.cache is None:
             raise InputError("LesionData", "needs a LesionCache or precomputed patches")
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError("--normalization", f"must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -124,7 +143,10 @@ class LesionData:
             raw = self.patches[indices]
         else:
             raw = self.sampler().sample(self.cache, indices, np.asarray(transforms, dtype=np.float64))
-        return normalize_patches(raw, out=raw) if raw.flags.writeable and raw.dtype == np.float32 and self.patches is None else normalize_patches(raw)
+        raw = np.array(raw, dtype=np.float32, copy=self.patches is not None)
+        if self.normalization == "fixed":
+            return fixed_normalize(raw)
+        return normalize_patches(raw, out=raw)
 
     # ------------------------------------------------------------------ hashing
     def fingerprint(self, indices: np.ndarray | None = None) -> str:
@@ -144,6 +166,7 @@ class LesionData:
             "channels": list(self.channels),
             "patch_size": self.size,
             "spacing_mm": self.spacing_mm,
+            "normalization": self.normalization,
         }
 
     # ------------------------------------------------------------------ constructors
@@ -159,6 +182,7 @@ class LesionData:
         feature_names: Sequence[str] = (),
         sources: Sequence[str] = (),
         require_binary: bool = True,
+        normalization: str = "patch",
     ) -> "LesionData":
         """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order).
 
@@ -177,7 +201,7 @@ class LesionData:
         return cls(
             cache=cache, y=y, groups=np.asarray(cohort.patient_ids()), features=features,
             feature_names=feature_names, lesion_ids=np.asarray(ids), size=size, spacing_mm=spacing_mm,
-            with_mask=with_mask, sources=sources,
+            with_mask=with_mask, sources=sources, normalization=normalization,
         )
 
 
@@ -202,6 +226,7 @@ def load_manifest_data(
     with_mask: bool = False,
     with_features: bool = False,
     require_binary: bool = True,
+    normalization: str = "patch",
 ):
     """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``."""
     from petcad.io.manifest import load_cohort
@@ -219,7 +244,7 @@ def load_manifest_data(
         feats, names = cohort_feature_matrix(cohort)
     data = LesionData.from_cohort(
         cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask, features=feats,
-        feature_names=names, sources=sources, require_binary=require_binary,
+        feature_names=names, sources=sources, require_binary=require_binary, normalization=normalization,
     )
     return cohort, data
 

@@ -154,6 +154,9 @@ class CNNClassifier:
         if data.n_channels != int(cfg["in_channels"]) or data.size != int(cfg["patch_size"]):
             raise InputError("data", f"patches are {data.n_channels} x {data.size} but the network expects "
                                      f"{cfg['in_channels']} x {cfg['patch_size']}")
+        if data.normalization != cfg.get("normalization", "patch"):
+            raise InputError("data", f"normalization {data.normalization!r} but the network was trained with "
+                                     f"{cfg.get('normalization', 'patch')!r}")
         if abs(float(data.spacing_mm) - float(cfg["spacing_mm"])) > 1e-9:
             raise InputError("data", f"patch spacing {data.spacing_mm} mm but the network was trained at {cfg['spacing_mm']} mm")
         if self.scaler_ is not None and data.features is None:

@@ -29,6 +29,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--size", type=int, default=51, help="patch size in pixels (default 51)")
     parser.add_argument("--spacing", type=float, default=1.0, help="patch pixel spacing in mm (default 1.0)")
+    parser.add_argument("--normalization", default="patch", choices=("patch", "fixed"),
+                        help="patch: per patch and channel x - mean, / std (the original study, default); "
+                             "fixed: CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level")
     parser.add_argument("--with-mask", action="store_true", help="add the 3 lesion-mask channels (9 in all)")
     parser.add_argument("--init-weights", default=None, metavar="FILE",
                         help="initialise matching layers from a safetensors or torch state-dict file (no download)")
@@ -67,7 +70,8 @@ def train_from_args(args, rank: int = 0, world_size: int = 1) -> int:
 
         cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     _, data = load_manifest_data(args.manifest, size=args.size, spacing_mm=args.spacing,
-                                 with_mask=args.with_mask, with_features=cfg.model == "hybrid")
+                                 with_mask=args.with_mask, with_features=cfg.model == "hybrid",
+                                 normalization=args.normalization)
     quiet = args.no_progress or rank != 0
     res = train(data, None, cfg, run_dir=args.out, resume=args.resume, progress=not quiet, rank=rank,
                 world_size=world_size,

@@ -64,7 +64,7 @@ def predict_points(run_dir, ct, pet, points_mm, *, tta: bool = False, device: st
         _check_features(clf, names)
     data = LesionData(cache=cache, y=np.zeros(len(pts), dtype=np.int64), groups=np.zeros(len(pts)),
                       features=feats, feature_names=names, size=int(cfg["patch_size"]),
-                      spacing_mm=float(cfg["spacing_mm"]))
+                      spacing_mm=float(cfg["spacing_mm"]), normalization=cfg.get("normalization", "patch"))
     p = clf.predict_proba(data, tta=tta)[:, 1]
     return [{"x": float(a[0]), "y": float(a[1]), "z": float(a[2]), "probability": float(q),
              "label": "malignant" if q >= 0.5 else "benign"} for a, q in zip(pts, p)]
@@ -77,7 +77,7 @@ def predict_manifest(run_dir, manifest, out_csv, *, tta: bool = False, device: s
     cfg = clf.config_
     _, data = load_manifest_data(manifest, size=int(cfg["patch_size"]), spacing_mm=float(cfg["spacing_mm"]),
                                  with_mask=bool(cfg.get("with_mask")), with_features=clf.scaler_ is not None,
-                                 require_binary=False)
+                                 require_binary=False, normalization=cfg.get("normalization", "patch"))
     if clf.scaler_ is not None:
         _check_features(clf, data.feature_names)
     p = clf.predict_proba(data, tta=tta)[:, 1]

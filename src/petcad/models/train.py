@@ -34,7 +34,7 @@ from petcad.models.registry import build_model, check_model_name, count_paramete
 
 #: settings that must equal the saved ones for ``--resume``
 RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction",
-               "min_samples_per_epoch")
+               "min_samples_per_epoch", "normalization")
 
 
 @dataclass
@@ -278,7 +278,10 @@ def train(
             "patch_size": data.size,
             "spacing_mm": data.spacing_mm,
             "with_mask": data.with_mask,
-            "normalization": "per patch and channel: x - mean, / std (petcad.patches.normalize.normalize_patches)",
+            "normalization": data.normalization,
+            "normalization_text": ("per patch and channel: x - mean, / std (petcad.patches.normalize.normalize_patches)"
+                                   if data.normalization == "patch" else
+                                   "fixed: CT (clip(HU, -1000, 1000) - 40) / 300, PET clip(SUV, 0, 30) / 3"),
             "class_balance": "weighted cross-entropy, weight n / (2 n_c)",
             "feature_names": list(data.feature_names) if scaler is not None else [],
             "feature_mean": scaler.mean.tolist() if scaler is not None else [],
