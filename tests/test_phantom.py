@@ -185,3 +185,13 @@ def test_default_statistics_in_documented_ranges():
         vals = cv[core]
         assert 0.06 <= vals.std() / vals.mean() <= 0.2
     assert liver.any()
+
+
+def test_primary_tumour_only_when_asked():
+    from petcad.phantom.lesions import PRIMARY_SITES
+    from petcad.phantom.presets import get_preset
+
+    t = simulate_patient(3, get_preset("default", primary=True))
+    prim = [les for les in t.lesions if les.label == "primary"]
+    assert len(prim) == 1 and prim[0].station in PRIMARY_SITES and prim[0].short_axis_mm >= 15
+    assert "primary" not in {les.label for les in simulate_patient(3).lesions}
