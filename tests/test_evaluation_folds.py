@@ -72,9 +72,9 @@ def test_tuned_classifier_sees_only_training_data():
 
 
 def test_youden_threshold():
-    y = np.array([0, 0, 0, 1, 1, 1])
-    p = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.9])
-    # J = TPR - FPR is 2/3 at thresholds 0.7 and 0.4; the first (stricter) is kept
+    y = np.array([0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.8, 0.9])
+    # J = TPR - FPR: 0.75 at threshold 0.7 (3/4 - 0), 0.667 at 0.4 (1 - 1/3)
     assert youden_threshold(y, p) == pytest.approx(0.7)
     assert youden_threshold(np.zeros(3), np.ones(3)) == 0.5
 
