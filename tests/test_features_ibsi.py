@@ -39,3 +39,23 @@ def test_significant_digit_rounding():
     assert _sig_round(-0.3551, "-0.355") == -0.355
     assert _sig_round(567.0, "567") == 567
     assert _sig_round(2.1467, "2.15") == 2.15
+
+
+def test_cohort_ibsi_features_one_lesion():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_features_diagnostic import make_study
+
+    from petcad.features.ibsi import cohort_ibsi_features
+    from petcad.study import Cohort
+
+    study, _ = make_study(mask="true")
+    names, X = cohort_ibsi_features(Cohort([study]))
+    assert X.shape == (1, len(names)) and len(names) > 100
+    assert any(n.startswith("pet_cm_") for n in names) and any(n.startswith("ct_szm_") for n in names)
+    # a uniform 40 HU lesion: CT statistics mean is 40 HU, PET max is 6 SUV
+    f = dict(zip(names, X[0]))
+    assert f["ct_stat_mean"] == pytest.approx(40.0)
+    assert f["pet_stat_max"] == pytest.approx(6.0)

@@ -222,7 +222,7 @@ def calibration_png(result, lang: str = "en") -> bytes:
     ax.set_title(t["calibration"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.6)
     data = _figure_bytes(fig)
     plt.close(fig)
     return data
