@@ -133,7 +133,7 @@ def test_he_initialisation_scale():
     fan_in = w[0].numel()
     expected = (2.0 / (1 + 0.01**2) / fan_in) ** 0.5
     assert abs(float(w.detach().std()) - expected) / expected < 0.1
-    assert float(m.head.weight.std()) < 0.02
+    assert float(m.head.weight.detach().std()) < 0.02
 
 
 def test_multiview_dense_evaluation_is_exact():
