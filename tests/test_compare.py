@@ -89,19 +89,26 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "petcad", *args], capture_output=True, text=True)
 
 
-def test_bad_inputs_exit_2(small_cohort, tmp_path):
+def test_bad_inputs_exit_2(small_cohort, tmp_path, capsys):
+    def run(*args):
+        rc = main(["compare", *args, "--no-progress"])
+        return rc, capsys.readouterr().err
+
     one = _rewrite_manifest(Path(small_cohort), tmp_path / "one.csv", label="benign", keep_patients=3)
-    r = _cli("compare", str(one), "--out", str(tmp_path / "o1"), "--folds", "2", "--no-progress")
-    assert r.returncode == 2 and "only one class" in r.stderr and "Traceback" not in r.stderr
+    rc, err = run(str(one), "--out", str(tmp_path / "o1"), "--folds", "2")
+    assert rc == 2 and "only one class" in err and "Traceback" not in err
     few = _rewrite_manifest(Path(small_cohort), tmp_path / "few.csv", keep_patients=3)
-    r = _cli("compare", str(few), "--out", str(tmp_path / "o2"), "--folds", "5", "--no-progress")
-    assert r.returncode == 2 and "3 patients but 5 folds" in r.stderr
-    r = _cli("compare", str(few), "--out", str(tmp_path / "o3"), "--methods", "rf,xgboost")
-    assert r.returncode == 2 and "xgboost" in r.stderr
-    r = _cli("compare", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o4"))
-    assert r.returncode == 2 and "not found" in r.stderr
+    rc, err = run(str(few), "--out", str(tmp_path / "o2"), "--folds", "5")
+    assert rc == 2 and "3 patients but 5 folds" in err
+    rc, err = run(str(few), "--out", str(tmp_path / "o3"), "--methods", "rf,xgboost")
+    assert rc == 2 and "xgboost" in err
+    rc, err = run(str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o4"))
+    assert rc == 2 and "not found" in err
     for o in ("o1", "o2", "o3", "o4"):
         assert not (tmp_path / o / "table.csv").exists()
+    # the command line prints one line, exit status 2, no traceback
+    r = _cli("compare", str(few), "--out", str(tmp_path / "o5"), "--folds", "5", "--no-progress")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and r.stderr.startswith("petcad: error:")
 
 
 @pytest.mark.slow
