@@ -75,3 +75,14 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_text(target, "whole")
     assert target.read_text() == "whole"
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "report.html"
+    write_text(target, "<html></html>")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask

@@ -108,7 +108,7 @@ def run(args) -> int:
     import numpy as np
 
     from petcad.errors import InputError
-    from petcad.phantom.cohort import software_versions
+    from petcad.provenance import software_versions
     from petcad.phantom.presets import get_preset
 
     pre = get_preset(args.preset)

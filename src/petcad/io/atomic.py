@@ -26,6 +26,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         suffix = "".join(target.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); give it the permissions a plain open() would
+    os.chmod(tmp, 0o666 & ~_umask())
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -34,6 +36,12 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(target: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from petcad.errors import InputError
+from petcad.provenance import software_versions
 from petcad.phantom import anatomy as A
 from petcad.phantom import lesions as L
 from petcad.phantom.dicom_writer import ScanInfo
@@ -234,17 +235,6 @@ def _check_out_dir(out: Path) -> None:
         raise InputError(out, "output exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
         raise InputError(out, "output folder is not empty and is not a previous petcad phantom; choose another --out")
-
-
-def software_versions() -> dict:
-    import pydicom
-    import scipy
-    import SimpleITK as sitk
-
-    import petcad
-
-    return {"petcad": petcad.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "SimpleITK": sitk.Version_VersionString(), "pydicom": pydicom.__version__}
 
 
 def generate_cohort(
