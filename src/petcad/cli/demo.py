@@ -42,7 +42,7 @@ def run(args) -> int:
     progress = not args.no_progress
     print(f"petcad demo: generating {args.patients} phantom patients (preset default, seed {args.seed}) ...", flush=True)
     manifest = generate_cohort(out / "cohort", n_patients=args.patients, seed=args.seed, preset="default",
-                               fmt="nifti", progress=progress)
+                               fmt="dicom", progress=progress)
     t_gen = time.perf_counter() - t0
     cohort = load_cohort(manifest, allowed_labels=None, progress=progress)
     t_load = time.perf_counter() - t0 - t_gen
