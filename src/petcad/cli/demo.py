@@ -33,7 +33,9 @@ def run(args) -> int:
 
     from petcad.cli.compare import run_and_report, settings_from_args
     from petcad.io.manifest import load_cohort
+    from petcad.cli.phantom import format_summary
     from petcad.phantom import generate_cohort
+    from petcad.phantom.cohort import read_truth
 
     t0 = time.perf_counter()
     settings = settings_from_args(args)
@@ -44,6 +46,7 @@ def run(args) -> int:
     manifest = generate_cohort(out / "cohort", n_patients=args.patients, seed=args.seed, preset="default",
                                fmt="dicom", progress=progress)
     t_gen = time.perf_counter() - t0
+    print(format_summary(read_truth(Path(manifest).parent / "truth.csv"), args.patients, t_gen), flush=True)
     cohort = load_cohort(manifest, allowed_labels=None, progress=progress)
     t_load = time.perf_counter() - t0 - t_gen
     notes = [
