@@ -34,6 +34,21 @@ class LoadedImage:
         return None if self.series is None else (self.series.info.frame_of_reference_uid or None)
 
 
+def _read(path: Path, modality: str, series_uid: str | None, on_irregular: str):
+    """``(volume, series)`` from an image file (series ``None``) or the one ``modality`` series of a DICOM folder."""
+    from petcad.io.dicom import read_series
+
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_file() and is_image_file(path):
+        return read_image(path, modality=modality), None
+    s = read_series(path, series_uid=series_uid, modality=None if series_uid else modality, on_irregular=on_irregular)
+    if s.info.modality not in (modality, ""):
+        raise InputError(path, f"series {s.info.series_uid} is {s.info.modality}, expected {modality}")
+    _check_finite(s.volume, path)
+    return s.volume, s
+
+
 def load_ct(
     path: str | os.PathLike,
     *,
@@ -41,18 +56,9 @@ def load_ct(
     on_irregular: Literal["error", "resample", "stack"] = "error",
 ) -> LoadedImage:
     """CT in HU from a DICOM folder (the one CT series, or ``series_uid``) or an image file."""
-    from petcad.io.dicom import read_series
-
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
-    if path.is_file() and is_image_file(path):
-        return LoadedImage(volume=read_image(path, modality="CT"), path=path)
-    s = read_series(path, series_uid=series_uid, modality=None if series_uid else "CT", on_irregular=on_irregular)
-    if s.info.modality not in ("CT", ""):
-        raise InputError(path, f"series {s.info.series_uid} is {s.info.modality}, expected CT")
-    _check_finite(s.volume, path)
-    return LoadedImage(volume=s.volume, path=path, series=s)
+    volume, series = _read(path, "CT", series_uid, on_irregular)
+    return LoadedImage(volume=volume, path=path, series=series)
 
 
 def load_pet(
@@ -63,19 +69,12 @@ def load_pet(
     on_irregular: Literal["error", "resample", "stack"] = "error",
 ) -> LoadedImage:
     """PET in SUV from a DICOM folder (converted, with audit) or an image file (assumed SUV)."""
-    from petcad.io.dicom import read_series
-
     path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file or folder")
-    if path.is_file() and is_image_file(path):
-        return LoadedImage(volume=read_image(path, modality="PT"), path=path)
-    s = read_series(path, series_uid=series_uid, modality=None if series_uid else "PT", on_irregular=on_irregular)
-    if s.info.modality not in ("PT", ""):
-        raise InputError(path, f"series {s.info.series_uid} is {s.info.modality}, expected PT")
-    _check_finite(s.volume, path)
-    vol, audit = compute_suv(s, suv)
-    return LoadedImage(volume=vol, path=path, series=s, suv_audit=audit.to_dict())
+    volume, series = _read(path, "PT", series_uid, on_irregular)
+    if series is None:
+        return LoadedImage(volume=volume, path=path)
+    volume, audit = compute_suv(series, suv)
+    return LoadedImage(volume=volume, path=path, series=series, suv_audit=audit.to_dict())
 
 
 def _check_finite(vol: Volume, path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,16 +279,3 @@ def features_for_study(study, lesions) -> tuple[np.ndarray, tuple[str, ...]]:
     names = tuple(rows[0].keys()) if rows else ()
     return np.array([[float(r[k]) for k in names] for r in rows], dtype=np.float64).reshape(len(rows), len(names)), names
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
