@@ -71,24 +71,19 @@ class Preset:
     lesions: LesionModel = field(default_factory=LesionModel)
 
 
+_DEFAULT = Preset(
+    name="default",
+    n_patients=40,
+    ct_spacing=(1.5, 1.5, 2.5),
+    pet_spacing=(4.0, 4.0, 3.0),
+    z_above_carina=115.0,
+    z_below_carina=150.0,
+)
+
 PRESETS: dict[str, Preset] = {
-    "default": Preset(
-        name="default",
-        n_patients=40,
-        ct_spacing=(1.5, 1.5, 2.5),
-        pet_spacing=(4.0, 4.0, 3.0),
-        z_above_carina=115.0,
-        z_below_carina=150.0,
-    ),
-    # same model as default, the size of the reference cohort (168 patients, ~1400 nodes)
-    "paper": Preset(
-        name="paper",
-        n_patients=168,
-        ct_spacing=(1.5, 1.5, 2.5),
-        pet_spacing=(4.0, 4.0, 3.0),
-        z_above_carina=115.0,
-        z_below_carina=150.0,
-    ),
+    "default": _DEFAULT,
+    # the default model at the size of the reference cohort (168 patients, ~1400 nodes)
+    "paper": replace(_DEFAULT, name="paper", n_patients=168),
     # a clinical-size PET/CT: 512 x 512 at 0.98 mm, 3 mm slices, neck to upper abdomen (~260 slices)
     "realistic": Preset(
         name="realistic",
