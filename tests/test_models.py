@@ -237,6 +237,7 @@ def test_cli_train_writes_checkpoints_and_predict_manifest(blob_manifest, tmp_pa
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"] == "wang2017" and cfg["patch_size"] == 51 and len(cfg["data_hash"]) == 64
     assert cfg["channels"][0] == "CT-axial" and "torch" in cfg["versions"]
+    assert cfg["normalization"] == "fixed" and cfg["dihedral"] is True and cfg["dropout"] == 0.5
     lines = (run / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,train_loss,val_loss,val_auc") and len(lines) == 3
     assert not list(run.glob(".*tmp*"))
@@ -280,11 +281,18 @@ def test_bad_inputs_give_input_error_and_exit_2(blob_manifest, tmp_path, capsys)
     assert cli_main(["train", str(other), "--out", str(run), "--epochs", "2", "--resume", "--no-progress"]) == 2
     # training into a used run directory without --resume
     assert cli_main(["train", str(blob_manifest), "--out", str(run), "--epochs", "2", "--no-progress"]) == 2
+    # resume with other augmentation settings
+    assert cli_main(["train", str(blob_manifest), "--out", str(run), "--epochs", "2", "--resume", "--no-progress",
+                     "--batch-size", "16", "--min-samples-per-epoch", "0", "--no-dihedral"]) == 2
+    # dropout out of range
+    assert cli_main(["train", str(blob_manifest), "--out", str(tmp_path / "d"), "--dropout", "1.5"]) == 2
+    assert not (tmp_path / "d").exists()
     # bad point
     assert cli_main(["predict", "--model", str(run), "--ct", "a", "--pet", "b", "--at", "1,2"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "unknown model 'resnet'" in err and "data hash mismatch" in err and "no config.json" in err
+    assert "different settings: dihedral\n" in err and "--dropout: must be in [0, 1)" in err
 
 
 def test_weights_load_without_unpickling_and_partial_init(tmp_path):
@@ -396,7 +404,7 @@ def test_bench_model_json(capsys):
 # ---------------------------------------------------------------------------- the phantom cohort (DICOM)
 @pytest.mark.slow
 def test_short_training_on_the_phantom_cohort(small_cohort, tmp_path):
-    """Train on 5 of the 8 DICOM phantom patients through the real readers; the loss must fall a lot."""
+    """Train on 5 of the 8 DICOM phantom patients through the real readers; the loss must fall."""
     from sklearn.metrics import roc_auc_score
 
     from petcad.models.data import load_manifest_data
@@ -407,7 +415,9 @@ def test_short_training_on_the_phantom_cohort(small_cohort, tmp_path):
     clf = CNNClassifier(model="wang2017", epochs=3, batch_size=32, seed=0, threads=2, val_fraction=0.0,
                         min_samples_per_epoch=512, run_dir=tmp_path / "run").fit(data, np.flatnonzero(~test))
     losses = [h["train_loss"] for h in clf.history_]
-    assert losses[-1] < 0.8 * losses[0], losses
+    # below the chance log-loss (ln 2 = 0.693 with balanced classes) and clearly falling; dropout and
+    # per-plane mirrors / turns keep the training loss well above zero on purpose
+    assert losses[-1] < 0.65 and losses[-1] < 0.85 * losses[0], losses
     p = clf.predict_proba(data, np.flatnonzero(test))[:, 1]
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
     auc = roc_auc_score(data.y[test], p)  # a loose sanity bound only (few held-out lesions)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from petcad.errors import InputError
-from petcad.patches.augment import AugmentPolicy, grid_transforms, random_transforms
+from petcad.patches.augment import AugmentPolicy, apply_dihedral, draw_dihedral, grid_transforms, random_transforms
 from petcad.patches.cache import LesionCache
 from petcad.patches.geometry import PLANE_AXES, pixel_world, rotation_matrices
 from petcad.patches.normalize import normalize_patches
@@ -108,6 +108,38 @@ def test_ninety_degree_rotations_map_planes(random_cache):
     np.testing.assert_allclose(rz[0], ax[:, ::-1].T, atol=1e-4)  # axial turned by 90 degrees
     # four quarter turns about any axis are the identity; the PET follows the same geometry
     np.testing.assert_allclose(_one(s, random_cache, [0, 0, 180, 0, 0, 0])[3], ident[3][::-1, ::-1], atol=1e-4)
+
+
+def test_dihedral_moves_each_plane_exactly(random_cache):
+    s = PatchSampler()
+    ident = _one(s, random_cache, [0] * 6)
+    # a quarter turn of the axial plane equals sampling with 90 degrees about Z (axial channels only)
+    rz = _one(s, random_cache, [0, 0, 90, 0, 0, 0])
+    x = apply_dihedral(ident[None].copy(), np.array([[1, 0, 0]]))[0]
+    np.testing.assert_allclose(x[[0, 3]], rz[[0, 3]], atol=1e-4)
+    np.testing.assert_array_equal(x[[1, 2, 4, 5]], ident[[1, 2, 4, 5]])  # other planes untouched
+    # code 4 mirrors the columns of the coronal plane, CT and PET alike; code 0 is the identity
+    x = apply_dihedral(ident[None].copy(), np.array([[0, 4, 0]]))[0]
+    np.testing.assert_array_equal(x[[1, 4]], ident[[1, 4]][:, :, ::-1])
+    np.testing.assert_array_equal(x[[0, 2, 3, 5]], ident[[0, 2, 3, 5]])
+    # the eight codes are eight distinct pixel permutations that keep the centre pixel
+    batch = np.repeat(ident[None], 8, axis=0)
+    out = apply_dihedral(batch.copy(), np.repeat(np.arange(8)[:, None], 3, axis=1))
+    flat = out[:, 2].reshape(8, -1)
+    assert len({row.tobytes() for row in flat}) == 8
+    assert np.all(np.sort(flat, axis=1) == np.sort(ident[2].ravel()))
+    assert np.all(out[:, :, H, H] == ident[:, H, H])
+    # 9 channels: the mask of a plane moves with its CT and PET
+    nine = np.concatenate([ident, ident[:3] * 0 + np.arange(51 * 51, dtype=np.float32).reshape(51, 51)])[None]
+    x = apply_dihedral(nine.copy(), np.array([[3, 0, 0]]))[0]
+    np.testing.assert_array_equal(x[6], np.rot90(nine[0, 6], 3))
+    np.testing.assert_array_equal(x[0], np.rot90(nine[0, 0], 3))
+    a, b = draw_dihedral(np.random.default_rng(1), 5), draw_dihedral(np.random.default_rng(1), 5)
+    assert a.shape == (5, 3) and np.array_equal(a, b) and a.min() >= 0 and a.max() <= 7
+    with pytest.raises(ValueError):
+        apply_dihedral(ident[None].copy(), np.array([[8, 0, 0]]))
+    with pytest.raises(ValueError):
+        apply_dihedral(ident[None].copy(), np.zeros((2, 3), dtype=int))
 
 
 def test_translation_signs(random_cache):

@@ -37,8 +37,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
                         help="samples per epoch at least, in whole passes, in --auc mode (default 2048; 0 = one pass)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
-    parser.add_argument("--normalization", default="patch", choices=("patch", "fixed"),
-                        help="patch normalisation in --auc mode (default patch, the original study's)")
+    parser.add_argument("--normalization", default="fixed", choices=("fixed", "patch"),
+                        help="patch normalisation in --auc mode (default fixed; patch = the original study's)")
+    parser.add_argument("--with-mask", action="store_true", help="9 channels (add the lesion mask) in --auc mode")
+    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in --auc mode (default 8)")
+    parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier in --auc mode (default 0.5)")
+    parser.add_argument("--no-dihedral", action="store_true",
+                        help="no per-plane mirrors / quarter turns during training in --auc mode")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
 
 
@@ -196,7 +201,8 @@ def run_auc(args) -> int:
         raise InputError("--test-fraction", "must be in (0, 1)")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    _, data = load_manifest_data(args.auc, with_features="hybrid" in names, normalization=args.normalization)
+    _, data = load_manifest_data(args.auc, with_features="hybrid" in names, normalization=args.normalization,
+                                 with_mask=args.with_mask)
     t_load = time.perf_counter() - t0
     idx = np.arange(len(data))
     tr, te = next(GroupShuffleSplit(n_splits=1, test_size=args.test_fraction, random_state=args.seed)
@@ -207,13 +213,16 @@ def run_auc(args) -> int:
             "n_train": int(len(tr)), "n_test": int(len(te)), "n_test_patients": int(len(np.unique(data.groups[te]))),
             "test_malignant": int(data.y[te].sum()), "seed": args.seed, "threads": args.threads,
             "min_samples_per_epoch": args.min_samples_per_epoch, "batch_size": args.batch_size,
-            "normalization": args.normalization,
+            "normalization": args.normalization, "channels": data.n_channels, "patience": args.patience,
+            "dropout": args.dropout, "dihedral": not args.no_dihedral, "augment": "random",
             "load_seconds": round(t_load, 1), "versions": software_versions()}
     if not args.json:
         print(f"hold-out: {meta['n_test']} lesions of {meta['n_test_patients']} patients ({meta['test_malignant']} malignant); "
               f"trained on {meta['n_train']} lesions of {meta['n_patients'] - meta['n_test_patients']} patients; "
               f"seed {args.seed}, {args.threads} threads, batch {args.batch_size}, "
-              f">= {args.min_samples_per_epoch} samples per epoch, {args.normalization} normalisation", flush=True)
+              f">= {args.min_samples_per_epoch} samples per epoch, {args.normalization} normalisation, "
+              f"{data.n_channels} channels, dropout {args.dropout}, per-plane mirrors/turns "
+              f"{'off' if args.no_dihedral else 'on'}, patience {args.patience}", flush=True)
         print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}",
               flush=True)
     rows = []
@@ -222,7 +231,8 @@ def run_auc(args) -> int:
         t = time.perf_counter()
         clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
                             threads=args.threads, progress=args.progress, lr=0.002 if name == "alexnet" else 0.01,
-                            min_samples_per_epoch=args.min_samples_per_epoch)
+                            min_samples_per_epoch=args.min_samples_per_epoch, patience=args.patience,
+                            dropout=args.dropout, dihedral=not args.no_dihedral)
         clf.fit(data, tr)
         p = clf.predict_proba(data, te)[:, 1]
         secs = time.perf_counter() - t

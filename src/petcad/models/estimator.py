@@ -34,6 +34,9 @@ class CNNClassifier:
     lr, momentum, weight_decay : SGD learning rate, momentum and L2 coefficient.
     augment : ``random`` (uniform +-10 degrees, +-2 px), ``grid`` (the 729-variant
         grid of the original study, one drawn per lesion and epoch) or ``none``.
+    dihedral : also mirror / quarter-turn each plane on its own during training
+        (:func:`petcad.patches.augment.apply_dihedral`).
+    dropout : drop probability before the classifier (0 = none).
     val_fraction : share of patients (drawn from the fit indices) held out for early stopping.
     patience : epochs without a better validation AUC before stopping.
     min_samples_per_epoch : an epoch makes whole passes over the training lesions (each
@@ -55,6 +58,8 @@ class CNNClassifier:
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         augment: str = "random",
+        dihedral: bool = True,
+        dropout: float = 0.5,
         val_fraction: float = 0.2,
         patience: int = 8,
         min_samples_per_epoch: int = 2048,
@@ -74,6 +79,8 @@ class CNNClassifier:
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.augment = augment
+        self.dihedral = dihedral
+        self.dropout = dropout
         self.val_fraction = val_fraction
         self.patience = patience
         self.min_samples_per_epoch = min_samples_per_epoch
@@ -88,7 +95,7 @@ class CNNClassifier:
 
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in (
-            "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction",
+            "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "augment", "dihedral", "dropout", "val_fraction",
             "patience", "min_samples_per_epoch", "seed", "device", "threads", "init_weights", "eval_batch_size", "run_dir", "resume", "progress")}
 
     def set_params(self, **params) -> "CNNClassifier":
@@ -133,7 +140,7 @@ class CNNClassifier:
         cfg = ckpt.read_config(run_dir)
         n_feat = len(cfg.get("feature_mean") or [])
         model = build_model(cfg["model"], in_channels=int(cfg["in_channels"]), patch_size=int(cfg["patch_size"]),
-                            n_features=n_feat)
+                            n_features=n_feat, dropout=float(cfg.get("dropout", 0.0)))
         weights = run_dir / "model.safetensors"
         if not weights.exists():
             raise InputError(run_dir, "no model.safetensors (training did not finish an epoch)")

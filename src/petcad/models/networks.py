@@ -73,14 +73,17 @@ class Wang2017Net(PatchNet):
 
     A LeNet-like network of the 2016 era (Caffe's LeNet widths 20-50-500) on the
     6 x 51 x 51 input: conv 5x5 (20) - max-pool 2 - conv 5x5 (50) - max-pool 2 -
-    fully connected 500 - fully connected 2, Leaky ReLU after each hidden layer,
-    He initialisation. Trained with softmax cross-entropy, L2 weight decay and
-    SGD with momentum (see :class:`petcad.models.estimator.CNNClassifier`).
+    fully connected 500 - dropout - fully connected 2, Leaky ReLU after each hidden
+    layer, He initialisation. Trained with softmax cross-entropy, L2 weight decay
+    and SGD with momentum (see :class:`petcad.models.estimator.CNNClassifier`).
+    ``dropout`` (drop probability before the output layer, as in Caffe's
+    reference networks of the time; 0 turns it off) is petcad's choice: the
+    poster does not say.
     """
 
     name = "wang2017"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 500):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 500, dropout: float = 0.5):
         super().__init__()
         self.in_channels, self.patch_size = in_channels, patch_size
         self.features = nn.Sequential(
@@ -89,7 +92,7 @@ class Wang2017Net(PatchNet):
             nn.Conv2d(20, 50, 5), nn.MaxPool2d(2), _act(),
         )
         s = ((patch_size - 4) // 2 - 4) // 2
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(50 * s * s, hidden), _act())
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(50 * s * s, hidden), _act(), nn.Dropout(dropout))
         self.embed_dim = hidden
         self.head = nn.Linear(hidden, 2)
         self.reset_parameters()
@@ -152,14 +155,14 @@ class MultiViewNet(PatchNet):
     PET of that plane). The same stream weights process all three planes (a
     plane's identity is kept by its position in the fused vector); the three
     128-d outputs are concatenated (384) and fused by two 1x1 layers
-    (384 -> 128 -> 2). Because the streams are fully convolutional with valid
+    (384 -> 128 -> dropout -> 2). Because the streams are fully convolutional with valid
     convolutions, :meth:`dense_planes` evaluates them exactly at every pixel of
     whole slices, and :meth:`fuse_dense` applies the fusion per voxel.
     """
 
     name = "multiview"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 128):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 128, dropout: float = 0.5):
         super().__init__()
         if patch_size != 51:
             raise ValueError("multiview: the stream is designed for 51 x 51 patches")
@@ -168,7 +171,7 @@ class MultiViewNet(PatchNet):
         self.in_channels, self.patch_size = in_channels, patch_size
         self.per_plane = in_channels // 3
         self.stream = _Stream(self.per_plane)
-        self.fuse = nn.Sequential(nn.Linear(3 * self.stream.out_channels, hidden), _act())
+        self.fuse = nn.Sequential(nn.Linear(3 * self.stream.out_channels, hidden), _act(), nn.Dropout(dropout))
         self.embed_dim = hidden
         self.head = nn.Linear(hidden, 2)
         self.reset_parameters()
@@ -237,19 +240,20 @@ class AlexNet25D(PatchNet):
 class HybridNet(PatchNet):
     """``wang2017``'s image trunk with standardised diagnostic features joined before the classifier.
 
-    image -> Wang2017 trunk (500) ; concat the ``n_features`` standardised
-    features -> fc 64 (Leaky ReLU) -> fc 2. The features must be standardised
+    image -> Wang2017 trunk (500, with its dropout) ; concat the ``n_features``
+    standardised features -> fc 64 (Leaky ReLU) -> fc 2. The features must be standardised
     with training statistics (the estimator stores them in the checkpoint).
     """
 
     name = "hybrid"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, n_features: int = 13, hidden: int = 64):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, n_features: int = 13, hidden: int = 64,
+                 dropout: float = 0.5):
         super().__init__()
         if n_features < 1:
             raise ValueError("hybrid: needs at least one diagnostic feature")
         self.in_channels, self.patch_size, self.n_features = in_channels, patch_size, n_features
-        self.trunk = Wang2017Net(in_channels, patch_size)
+        self.trunk = Wang2017Net(in_channels, patch_size, dropout=dropout)
         del self.trunk.head
         self.joint = nn.Sequential(nn.Linear(self.trunk.embed_dim + n_features, hidden), _act())
         self.embed_dim = hidden

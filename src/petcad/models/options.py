@@ -20,6 +20,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 coefficient (default 5e-4)")
     parser.add_argument("--augment", default="random", choices=("random", "grid", "none"),
                         help="augmentation of the plane triplet (default random: +-10 deg, +-2 px)")
+    parser.add_argument("--no-dihedral", action="store_true",
+                        help="do not mirror / quarter-turn each plane during training (on by default)")
+    parser.add_argument("--dropout", type=float, default=0.5, help="drop probability before the classifier (default 0.5)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of patients for validation (default 0.2)")
     parser.add_argument("--patience", type=int, default=8, help="epochs without better validation AUC before stopping")
     parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
@@ -29,9 +32,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--size", type=int, default=51, help="patch size in pixels (default 51)")
     parser.add_argument("--spacing", type=float, default=1.0, help="patch pixel spacing in mm (default 1.0)")
-    parser.add_argument("--normalization", default="patch", choices=("patch", "fixed"),
-                        help="patch: per patch and channel x - mean, / std (the original study, default); "
-                             "fixed: CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level")
+    parser.add_argument("--normalization", default="fixed", choices=("fixed", "patch"),
+                        help="fixed (default): CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level; "
+                             "patch: per patch and channel x - mean, / std (the original study's)")
     parser.add_argument("--with-mask", action="store_true", help="add the 3 lesion-mask channels (9 in all)")
     parser.add_argument("--init-weights", default=None, metavar="FILE",
                         help="initialise matching layers from a safetensors or torch state-dict file (no download)")
@@ -51,7 +54,8 @@ def config_from_args(args):
     return TrainConfig(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size,
         lr=default_lr(args.model) if args.lr is None else args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, augment=args.augment, val_fraction=args.val_fraction,
+        weight_decay=args.weight_decay, augment=args.augment, dihedral=not args.no_dihedral,
+        dropout=args.dropout, val_fraction=args.val_fraction,
         patience=args.patience, min_samples_per_epoch=args.min_samples_per_epoch, seed=args.seed, device=args.device, threads=args.threads,
         init_weights=args.init_weights,
     ).validate()

@@ -20,15 +20,19 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def build_model(name: str, *, in_channels: int = 6, patch_size: int = 51, n_features: int = 0) -> PatchNet:
-    """A freshly He-initialised network (seed torch before calling for reproducible weights)."""
+def build_model(name: str, *, in_channels: int = 6, patch_size: int = 51, n_features: int = 0,
+                dropout: float = 0.5) -> PatchNet:
+    """A freshly He-initialised network (seed torch before calling for reproducible weights).
+
+    ``dropout``: drop probability before the classifier (no effect in eval mode).
+    """
     check_model_name(name)
     if name == "hybrid":
         if n_features < 1:
             raise InputError("--model", "hybrid needs diagnostic features (none were given)")
-        return HybridNet(in_channels=in_channels, patch_size=patch_size, n_features=n_features)
+        return HybridNet(in_channels=in_channels, patch_size=patch_size, n_features=n_features, dropout=dropout)
     try:
-        return MODELS[name](in_channels=in_channels, patch_size=patch_size)
+        return MODELS[name](in_channels=in_channels, patch_size=patch_size, dropout=dropout)
     except ValueError as exc:
         raise InputError("--model", str(exc)) from None
 

@@ -33,13 +33,20 @@ from petcad.models.data import LesionData
 from petcad.models.registry import build_model, check_model_name, count_parameters
 
 #: settings that must equal the saved ones for ``--resume``
-RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "val_fraction",
-               "min_samples_per_epoch", "normalization")
+RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "dihedral", "dropout",
+               "val_fraction", "min_samples_per_epoch", "normalization")
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (units: lr per step, weight decay = L2 coefficient)."""
+    """Hyper-parameters of one training run (units: lr per step, weight decay = L2 coefficient).
+
+    ``augment`` draws the rigid transforms of the plane triplet (random / grid / none);
+    ``dihedral`` also mirrors / turns each plane by quarter turns on its own
+    (:func:`petcad.patches.augment.apply_dihedral`); ``dropout`` is the drop
+    probability before the classifier of ``wang2017`` / ``hybrid`` / ``multiview``
+    (``alexnet`` keeps its own 0.5).
+    """
 
     model: str = "wang2017"
     epochs: int = 30
@@ -48,6 +55,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: str = "random"
+    dihedral: bool = True
+    dropout: float = 0.5
     val_fraction: float = 0.2
     patience: int = 8
     min_samples_per_epoch: int = 2048
@@ -61,6 +70,8 @@ class TrainConfig:
         check_model_name(self.model)
         if self.augment not in ("random", "grid", "none"):
             raise InputError("--augment", f"must be random, grid or none, got {self.augment!r}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise InputError("--dropout", "must be in [0, 1)")
         if self.epochs < 1:
             raise InputError("--epochs", "must be at least 1")
         if self.batch_size < 1:
@@ -207,6 +218,12 @@ def make_policy(kind: str):
     return AugmentPolicy(kind=kind)
 
 
+def draw_dihedral(rng, n: int):
+    from petcad.patches.augment import draw_dihedral as draw
+
+    return draw(rng, n)
+
+
 def train(
     data: LesionData,
     indices: np.ndarray | None,
@@ -259,7 +276,7 @@ def train(
     with torch_settings(cfg.threads):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, in_channels=data.n_channels, patch_size=data.size,
-                            n_features=0 if scaler is None else len(scaler.mean))
+                            n_features=0 if scaler is None else len(scaler.mean), dropout=cfg.dropout)
         init_report = None
         if cfg.init_weights:
             init_report = ckpt.load_weights_into(model, cfg.init_weights, strict=False)
@@ -349,16 +366,19 @@ def train(
                 reps = max(1, math.ceil(cfg.min_samples_per_epoch / len(train_idx)))
                 order = np.concatenate([rng.permutation(train_idx) for _ in range(reps)])
                 transforms = policy.draw(rng, len(order))
+                codes = draw_dihedral(rng, len(order)) if cfg.dihedral else None
                 net.train()
                 loss_sum, n_seen, t_load = 0.0, 0, 0.0
                 for a in range(0, len(order), B):
                     bi, bt = order[a : a + B], transforms[a : a + B]
+                    bd = None if codes is None else codes[a : a + B]
                     if world_size > 1:
                         if len(bi) < world_size:
                             continue
                         bi, bt = bi[rank::world_size], bt[rank::world_size]
+                        bd = None if bd is None else bd[rank::world_size]
                     tl = time.perf_counter()
-                    x = torch.from_numpy(data.sample(bi, bt)).to(device, non_blocking=True)
+                    x = torch.from_numpy(data.sample(bi, bt, bd)).to(device, non_blocking=True)
                     f = None if scaler is None else torch.from_numpy(scaler.transform(data.features[bi])).to(device)
                     yb = torch.from_numpy(data.y[bi]).to(device)
                     t_load += time.perf_counter() - tl

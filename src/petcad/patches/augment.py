@@ -6,6 +6,15 @@ degrees about world X, Y, Z and shifts along world X, Y, Z in patch pixels (the 
 for the composition order and signs. Parameters are drawn here and applied by
 :class:`petcad.patches.sampler.PatchSampler` (drawing is kept apart from applying, as in
 TorchIO), so a drawn set can be stored, logged and replayed.
+
+Besides the rigid transforms of the triplet, each plane may be mirrored and turned by
+quarter turns on its own (:func:`draw_dihedral`, :func:`apply_dihedral`): the eight
+symmetries of the square (the dihedral group D4), drawn independently for the axial,
+coronal and sagittal planes. A lesion's uptake, density and size do not depend on which
+way up its neighbourhood is shown, so these views are as true as the original ones; on
+the phantom they are what stops the networks from memorising the training lesions
+(docs/models.md gives the measured effect). Because every patch is centred on the lesion
+with an odd side, a quarter turn or a mirror moves pixels exactly: no interpolation.
 """
 
 from __future__ import annotations
@@ -151,6 +160,46 @@ class AugmentPolicy:
         elif self.kind == "random":
             d.update(max_rotation_deg=self.max_rotation_deg, max_shift=self.max_shift)
         return d
+
+
+#: Number of symmetries of the square: codes 0..7 (bit 2 = mirror left-right, bits 0-1 = quarter turns).
+N_DIHEDRAL = 8
+
+
+def draw_dihedral(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``(n, 3)`` int64 codes in ``0..7``, one per plane (axial, coronal, sagittal), drawn with ``rng``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("rng must be a numpy.random.Generator (seeded by the caller)")
+    return rng.integers(0, N_DIHEDRAL, size=(int(n), 3))
+
+
+def apply_dihedral(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Mirror / turn each plane of ``patches`` ``(n, C, N, N)`` in place by ``codes`` ``(n, 3)``.
+
+    Plane ``p`` is channels ``p, p + 3 (, p + 6)`` (CT, PET and mask of that plane),
+    all moved alike. Code ``c``: mirror the columns when ``c & 4``, then turn by
+    ``(c & 3)`` quarter turns counter-clockwise (``numpy.rot90`` on the last two axes).
+    Code 0 is the identity. Returns ``patches``.
+    """
+    x = patches
+    codes = np.asarray(codes, dtype=np.int64)
+    if x.ndim != 4 or x.shape[1] % 3 or x.shape[2] != x.shape[3]:
+        raise ValueError(f"apply_dihedral: expected square patches (n, 3k, N, N), got {x.shape}")
+    if codes.shape != (x.shape[0], 3):
+        raise ValueError(f"apply_dihedral: expected codes of shape ({x.shape[0]}, 3), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= N_DIHEDRAL):
+        raise ValueError("apply_dihedral: codes must be in 0..7")
+    for p in range(3):
+        ch = np.arange(p, x.shape[1], 3)
+        for c in range(1, N_DIHEDRAL):
+            sel = np.flatnonzero(codes[:, p] == c)
+            if not len(sel):
+                continue
+            sub = x[sel[:, None], ch[None, :]]  # (m, k, N, N) copy
+            if c & 4:
+                sub = sub[..., ::-1]
+            x[sel[:, None], ch[None, :]] = np.rot90(sub, c & 3, axes=(2, 3))
+    return x
 
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
