@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--auc", metavar="MANIFEST", help="measure hold-out AUC on this cohort instead of speed")
     parser.add_argument("--test-fraction", type=float, default=0.3, help="share of patients held out (default 0.3)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per network in --auc mode (default 30)")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per network in --auc mode (default 40)")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="epochs for alexnet in --auc mode (default: --epochs)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch in --auc mode (default 64)")
     parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--normalization", default="fixed", choices=("fixed", "patch"),
                         help="patch normalisation in --auc mode (default fixed; patch = the original study's)")
     parser.add_argument("--with-mask", action="store_true", help="9 channels (add the lesion mask) in --auc mode")
-    parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in --auc mode (default 8)")
+    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience in --auc mode (default 12)")
     parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier in --auc mode (default 0.5)")
     parser.add_argument("--no-dihedral", action="store_true",
                         help="no per-plane mirrors / quarter turns during training in --auc mode")

@@ -31,7 +31,8 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
         med = np.nanmedian(feats, axis=0)
         feats = np.where(np.isnan(feats), med[None, :], feats)
     data = LesionData(cache=cache, y=table.y, groups=table.patient_id, features=feats,
-                      feature_names=table.diagnostic_names, lesion_ids=np.asarray(table.lesion_id, dtype=str))
+                      feature_names=table.diagnostic_names, lesion_ids=np.asarray(table.lesion_id, dtype=str),
+                      normalization=settings.cnn_normalization)
     nets = sorted({NETWORK_OF[m] for m in methods})
     tasks = [(net, f) for f in folds for net in nets]
     it = tasks
@@ -43,7 +44,7 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     for net, f in it:
         clf = CNNClassifier(model=net, epochs=settings.cnn_epochs, seed=settings.seed + 1000 * f.repeat + f.fold,
                             min_samples_per_epoch=settings.cnn_samples_per_epoch, threads=settings.n_jobs,
-                            device="auto")
+                            device="auto", dihedral=settings.cnn_dihedral, dropout=settings.cnn_dropout)
         clf.fit(data, f.train)
         p = clf.predict_proba(data, f.test)[:, 1]
         for m in methods:

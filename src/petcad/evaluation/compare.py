@@ -62,8 +62,10 @@ class CompareSettings:
 
     ``n_splits`` x ``n_repeats`` outer folds; ``seed`` seeds folds, classifiers and CNNs;
     ``features`` is ``diagnostic``, ``ibsi`` or ``all``; ``cnn_epochs`` the CNN training
-    epochs per fold, each of at least ``cnn_samples_per_epoch`` augmented samples; ``n_jobs`` parallel workers for the classical methods; ``n_boot``
-    patient-cluster bootstrap replicates.
+    epochs per fold, each of at least ``cnn_samples_per_epoch`` augmented samples;
+    ``cnn_normalization``, ``cnn_dihedral`` and ``cnn_dropout`` as in
+    :class:`petcad.models.estimator.CNNClassifier`; ``n_jobs`` parallel workers for the
+    classical methods; ``n_boot`` patient-cluster bootstrap replicates.
     """
 
     methods: tuple[str, ...] = tuple(CLASSICAL)
@@ -74,6 +76,9 @@ class CompareSettings:
     inner_splits: int = 3
     cnn_epochs: int = 10
     cnn_samples_per_epoch: int = 2048
+    cnn_normalization: str = "fixed"
+    cnn_dihedral: bool = True
+    cnn_dropout: float = 0.5
     n_jobs: int = 2
     n_boot: int = 2000
     level: float = 0.95
