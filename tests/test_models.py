@@ -238,6 +238,8 @@ def test_cli_train_writes_checkpoints_and_predict_manifest(blob_manifest, tmp_pa
     assert cfg["model"] == "wang2017" and cfg["patch_size"] == 51 and len(cfg["data_hash"]) == 64
     assert cfg["channels"][0] == "CT-axial" and "torch" in cfg["versions"]
     assert cfg["normalization"] == "fixed" and cfg["dihedral"] is True and cfg["dropout"] == 0.5
+    loaded = CNNClassifier.load(run)
+    assert loaded.get_params()["dihedral"] is True and loaded.get_params()["dropout"] == 0.5
     lines = (run / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,train_loss,val_loss,val_auc") and len(lines) == 3
     assert not list(run.glob(".*tmp*"))

@@ -78,3 +78,20 @@ def test_counter_uniforms():
     assert not np.array_equal(counter_uniforms(3, 1, [5]), u[[5]]) and not np.array_equal(counter_uniforms(4, 0, [5]), u[[5]])
     t = AugmentPolicy("random", max_rotation_deg=10.0, max_shift=2.0).from_uniform(u)
     assert np.abs(t[:, :3]).max() <= 10 and np.abs(t[:, 3:]).max() <= 2 and np.abs(t[:, 0]).max() > 9.9
+
+
+def test_dihedral_option_moves_planes_deterministically(cache):
+    from petcad.patches.augment import apply_dihedral
+
+    ds = _ds(cache, dihedral=True)
+    codes = ds.dihedral_for(np.arange(len(ds)))
+    assert codes.shape == (15, 3) and codes.min() >= 0 and codes.max() <= 7 and len(np.unique(codes)) > 1
+    assert np.array_equal(codes, _ds(cache, dihedral=True).dihedral_for(np.arange(len(ds))))
+    assert _ds(cache).dihedral_for([0]) is None
+    # an item = the sampled patch of its transform, then its plane codes, then normalised
+    raw = _ds(cache, dihedral=True, normalize=False)
+    x, _ = raw.batch([4])
+    plain = raw.sampler.sample(cache, raw.indices[[4 // 3]], raw.transforms_for([4]))
+    np.testing.assert_array_equal(x.numpy(), apply_dihedral(plain, codes[[4]]))
+    xb, _ = ds.batch([9, 4])
+    assert torch.equal(xb[1], ds[4][0])

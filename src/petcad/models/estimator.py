@@ -146,7 +146,8 @@ class CNNClassifier:
             raise InputError(run_dir, "no model.safetensors (training did not finish an epoch)")
         ckpt.load_weights_into(model, weights, strict=True)
         clf = cls(model=cfg["model"], seed=cfg.get("seed", 0), device=device, threads=threads,
-                  augment=cfg.get("augment", "random"))
+                  augment=cfg.get("augment", "random"), dihedral=bool(cfg.get("dihedral", False)),
+                  dropout=float(cfg.get("dropout", 0.0)))
         model.to(resolve_device(device)).eval()
         clf._set_fitted(model, cfg)
         return clf

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from petcad.patches.augment import AugmentPolicy, counter_uniforms
+from petcad.patches.augment import N_DIHEDRAL, AugmentPolicy, apply_dihedral, counter_uniforms
 from petcad.patches.cache import LesionCache
 from petcad.patches.normalize import normalize_patches
 from petcad.patches.sampler import PatchSampler, warm_up
@@ -43,11 +43,15 @@ class PatchDataset(Dataset):
     variants_per_epoch : items per lesion per epoch (each with its own transform).
     with_mask : 9 channels (needs a cache built with masks).
     shift_unit : ``"px"`` or ``"mm"`` for the policy's shifts.
+    dihedral : also mirror / quarter-turn each plane on its own
+        (:func:`petcad.patches.augment.apply_dihedral`), codes drawn like the transforms
+        from ``(seed, epoch, item)``. Turning it on changes the items' transforms too
+        (three more uniforms are drawn per item).
     """
 
     def __init__(self, cache: LesionCache, indices: Sequence[int] | np.ndarray, policy: AugmentPolicy, seed: int,
                  normalize: bool = True, variants_per_epoch: int = 1, with_mask: bool = False,
-                 ct_window=None, suv_clip=None, shift_unit: str = "px") -> None:
+                 ct_window=None, suv_clip=None, shift_unit: str = "px", dihedral: bool = False) -> None:
         self.cache = cache
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= len(cache)):
@@ -60,6 +64,7 @@ class PatchDataset(Dataset):
         self.variants_per_epoch = int(variants_per_epoch)
         self.ct_window = ct_window
         self.suv_clip = suv_clip
+        self.dihedral = bool(dihedral)
         self.sampler = PatchSampler(size=cache.size, spacing_mm=cache.spacing_mm, with_mask=with_mask,
                                     shift_unit=shift_unit)
         self.epoch = 0
@@ -79,10 +84,19 @@ class PatchDataset(Dataset):
         """Label (1 = malignant) per item."""
         return np.repeat(self._labels, self.variants_per_epoch)
 
+    def _uniforms(self, items: np.ndarray) -> np.ndarray:
+        return counter_uniforms(self.seed, self.epoch, np.asarray(items, dtype=np.int64).reshape(-1),
+                                n_draws=9 if self.dihedral else 6)
+
     def transforms_for(self, items: np.ndarray) -> np.ndarray:
         """The transforms ``(n, 6)`` of dataset items ``items`` in the current epoch."""
-        u = counter_uniforms(self.seed, self.epoch, np.asarray(items, dtype=np.int64).reshape(-1))
-        return self.policy.from_uniform(u)
+        return self.policy.from_uniform(self._uniforms(items)[:, :6])
+
+    def dihedral_for(self, items: np.ndarray) -> np.ndarray | None:
+        """The per-plane mirror / quarter-turn codes ``(n, 3)`` of ``items`` (None when off)."""
+        if not self.dihedral:
+            return None
+        return np.minimum((self._uniforms(items)[:, 6:9] * N_DIHEDRAL).astype(np.int64), N_DIHEDRAL - 1)
 
     def _arrays(self, items) -> tuple[np.ndarray, np.ndarray]:
         items = np.asarray(items, dtype=np.int64).reshape(-1)
@@ -90,6 +104,9 @@ class PatchDataset(Dataset):
             raise IndexError(f"item index out of range [0, {len(self)})")
         pos = items // self.variants_per_epoch
         x = self.sampler.sample(self.cache, self.indices[pos], self.transforms_for(items))
+        codes = self.dihedral_for(items)
+        if codes is not None:
+            apply_dihedral(x, codes)
         if self.normalize:
             normalize_patches(x, ct_window=self.ct_window, suv_clip=self.suv_clip, out=x)
         return x, self._labels[pos]
