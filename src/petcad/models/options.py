@@ -12,9 +12,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("manifest", help="cohort manifest CSV")
     parser.add_argument("--model", default="wang2017", help="wang2017 | multiview | alexnet | hybrid (default wang2017)")
     parser.add_argument("--out", required=True, help="run directory for checkpoints and metrics")
-    parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
+    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=128, help="lesions per SGD step, all processes together (default 128)")
+    parser.add_argument("--batch-size", type=int, default=64, help="lesions per SGD step, all processes together (default 64)")
     parser.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.01; alexnet 0.002)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 coefficient (default 5e-4)")
@@ -24,7 +24,7 @@ def add_train_arguments(parser) -> None:
                         help="do not mirror / quarter-turn each plane during training (on by default)")
     parser.add_argument("--dropout", type=float, default=0.5, help="drop probability before the classifier (default 0.5)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of patients for validation (default 0.2)")
-    parser.add_argument("--patience", type=int, default=8, help="epochs without better validation AUC before stopping")
+    parser.add_argument("--patience", type=int, default=12, help="epochs without better validation AUC before stopping (default 12)")
     parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
                         help="an epoch makes whole passes over the training lesions until at least this many "
                              "augmented samples were seen (default 2048; 0 = one pass)")

@@ -49,8 +49,8 @@ class TrainConfig:
     """
 
     model: str = "wang2017"
-    epochs: int = 30
-    batch_size: int = 128
+    epochs: int = 40
+    batch_size: int = 64
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -58,7 +58,7 @@ class TrainConfig:
     dihedral: bool = True
     dropout: float = 0.5
     val_fraction: float = 0.2
-    patience: int = 8
+    patience: int = 12
     min_samples_per_epoch: int = 2048
     seed: int = 0
     device: str = "auto"
