@@ -44,8 +44,8 @@ class TrainConfig:
     ``augment`` draws the rigid transforms of the plane triplet (random / grid / none);
     ``dihedral`` also mirrors / turns each plane by quarter turns on its own
     (:func:`petcad.patches.augment.apply_dihedral`); ``dropout`` is the drop
-    probability before the classifier of ``wang2017`` / ``hybrid`` / ``multiview``
-    (``alexnet`` keeps its own 0.5).
+    probability before the classifier of every network (``alexnet``: before each of
+    its two hidden fully connected layers, as in AlexNet).
     """
 
     model: str = "wang2017"
