@@ -22,6 +22,8 @@ ALL_MODELS = ("wang2017", "multiview", "alexnet", "hybrid")
 
 
 def add_arguments(parser) -> None:
+    from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS, TrainConfig as D
+
     parser.add_argument("--json", action="store_true", help="print JSON (a list, one object per network)")
     parser.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated networks (default all)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -31,17 +33,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--auc", metavar="MANIFEST", help="measure hold-out AUC on this cohort instead of speed")
     parser.add_argument("--test-fraction", type=float, default=0.3, help="share of patients held out (default 0.3)")
-    parser.add_argument("--epochs", type=int, default=40, help="epochs per network in --auc mode (default 40)")
+    parser.add_argument("--epochs", type=int, default=D.epochs, help=f"epochs per network in --auc mode (default {D.epochs})")
     parser.add_argument("--alexnet-epochs", type=int, default=None, help="epochs for alexnet in --auc mode (default: --epochs)")
-    parser.add_argument("--batch-size", type=int, default=64, help="training batch in --auc mode (default 64)")
-    parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
-                        help="samples per epoch at least, in whole passes, in --auc mode (default 2048; 0 = one pass)")
+    parser.add_argument("--batch-size", type=int, default=D.batch_size,
+                        help=f"training batch in --auc mode (default {D.batch_size})")
+    parser.add_argument("--min-samples-per-epoch", type=int, default=D.min_samples_per_epoch,
+                        help=f"samples per epoch at least, in whole passes, in --auc mode (default {D.min_samples_per_epoch}; "
+                             "0 = one pass)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
-    parser.add_argument("--normalization", default="fixed", choices=("fixed", "patch"),
-                        help="patch normalisation in --auc mode (default fixed; patch = the original study's)")
+    parser.add_argument("--normalization", default=DEFAULT_NORMALIZATION, choices=NORMALIZATIONS,
+                        help=f"patch normalisation in --auc mode (default {DEFAULT_NORMALIZATION}; patch = the original study's)")
     parser.add_argument("--with-mask", action="store_true", help="9 channels (add the lesion mask) in --auc mode")
-    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience in --auc mode (default 12)")
-    parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier in --auc mode (default 0.5)")
+    parser.add_argument("--patience", type=int, default=D.patience, help=f"early-stopping patience in --auc mode (default {D.patience})")
+    parser.add_argument("--dropout", type=float, default=D.dropout,
+                        help=f"dropout before the classifier in --auc mode (default {D.dropout:g})")
     parser.add_argument("--no-dihedral", action="store_true",
                         help="no per-plane mirrors / quarter turns during training in --auc mode")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
@@ -193,6 +198,7 @@ def run_auc(args) -> int:
     from petcad.errors import InputError
     from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc
     from petcad.models.data import load_manifest_data
+    from petcad.models.config import default_lr
     from petcad.models.estimator import CNNClassifier
     from petcad.models.train import software_versions
 
@@ -230,7 +236,7 @@ def run_auc(args) -> int:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
         t = time.perf_counter()
         clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            threads=args.threads, progress=args.progress, lr=0.002 if name == "alexnet" else 0.01,
+                            threads=args.threads, progress=args.progress, lr=default_lr(name),
                             min_samples_per_epoch=args.min_samples_per_epoch, patience=args.patience,
                             dropout=args.dropout, dihedral=not args.no_dihedral)
         clf.fit(data, tr)

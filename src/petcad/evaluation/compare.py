@@ -37,6 +37,7 @@ from petcad.evaluation.confusion import CONFUSION_METRICS, confusion_counts, poo
 from petcad.evaluation.delong import cluster_bootstrap_auc, delong_components
 from petcad.evaluation.folds import Fold, repeated_group_folds
 from petcad.features.delineation import DelineationSettings
+from petcad.models.config import DEFAULT_NORMALIZATION, TrainConfig
 from petcad.study import Cohort
 
 CNN_METHODS = ("cnn", "multiview", "hybrid", "cnn-svm", "cnn-rf")
@@ -75,10 +76,10 @@ class CompareSettings:
     features: str = "diagnostic"
     inner_splits: int = 3
     cnn_epochs: int = 10
-    cnn_samples_per_epoch: int = 2048
-    cnn_normalization: str = "fixed"
-    cnn_dihedral: bool = True
-    cnn_dropout: float = 0.5
+    cnn_samples_per_epoch: int = TrainConfig.min_samples_per_epoch
+    cnn_normalization: str = DEFAULT_NORMALIZATION
+    cnn_dihedral: bool = TrainConfig.dihedral
+    cnn_dropout: float = TrainConfig.dropout
     n_jobs: int = 2
     n_boot: int = 2000
     level: float = 0.95

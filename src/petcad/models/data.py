@@ -19,10 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from petcad.errors import InputError
+from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS
 
 CHANNELS_6 = ("CT-axial", "CT-coronal", "CT-sagittal", "PET-axial", "PET-coronal", "PET-sagittal")
 CHANNELS_9 = CHANNELS_6 + ("mask-axial", "mask-coronal", "mask-sagittal")
-NORMALIZATIONS = ("fixed", "patch")
 
 
 def fixed_normalize(x: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ class LesionData:
     with_mask: bool = False
     patches: np.ndarray | None = None
     sources: Sequence[str] = ()
-    normalization: str = "fixed"
+    normalization: str = DEFAULT_NORMALIZATION
     _sampler: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -189,7 +189,7 @@ class LesionData:
         feature_names: Sequence[str] = (),
         sources: Sequence[str] = (),
         require_binary: bool = True,
-        normalization: str = "fixed",
+        normalization: str = DEFAULT_NORMALIZATION,
     ) -> "LesionData":
         """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order).
 
@@ -233,7 +233,7 @@ def load_manifest_data(
     with_mask: bool = False,
     with_features: bool = False,
     require_binary: bool = True,
-    normalization: str = "fixed",
+    normalization: str = DEFAULT_NORMALIZATION,
 ):
     """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``."""
     from petcad.io.manifest import load_cohort

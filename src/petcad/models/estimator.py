@@ -21,11 +21,14 @@ import numpy as np
 
 from petcad.errors import InputError
 from petcad.models.data import LesionData
-from petcad.models.train import FeatureScaler, TrainConfig, predict_logits, resolve_device, softmax1, torch_settings, train
+from petcad.models.config import TrainConfig
+from petcad.models.train import FeatureScaler, predict_logits, resolve_device, softmax1, torch_settings, train
 
 
 class CNNClassifier:
     """Train one of the 2.5D networks and predict the probability of malignancy.
+
+    Defaults are those of :class:`petcad.models.config.TrainConfig`.
 
     Parameters
     ----------
@@ -51,23 +54,23 @@ class CNNClassifier:
 
     def __init__(
         self,
-        model: str = "wang2017",
-        epochs: int = 40,
-        batch_size: int = 64,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        augment: str = "random",
-        dihedral: bool = True,
-        dropout: float = 0.5,
-        val_fraction: float = 0.2,
-        patience: int = 12,
-        min_samples_per_epoch: int = 2048,
-        seed: int = 0,
-        device: str = "auto",
+        model: str = TrainConfig.model,
+        epochs: int = TrainConfig.epochs,
+        batch_size: int = TrainConfig.batch_size,
+        lr: float = TrainConfig.lr,
+        momentum: float = TrainConfig.momentum,
+        weight_decay: float = TrainConfig.weight_decay,
+        augment: str = TrainConfig.augment,
+        dihedral: bool = TrainConfig.dihedral,
+        dropout: float = TrainConfig.dropout,
+        val_fraction: float = TrainConfig.val_fraction,
+        patience: int = TrainConfig.patience,
+        min_samples_per_epoch: int = TrainConfig.min_samples_per_epoch,
+        seed: int = TrainConfig.seed,
+        device: str = TrainConfig.device,
         threads: int | None = None,
         init_weights: str | None = None,
-        eval_batch_size: int = 256,
+        eval_batch_size: int = TrainConfig.eval_batch_size,
         run_dir: str | os.PathLike | None = None,
         resume: bool = False,
         progress: bool = False,

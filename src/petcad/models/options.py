@@ -1,39 +1,48 @@
 """Command-line options of training, shared by ``petcad train`` and ``python -m petcad.models.ddp``.
 
-No heavy imports at module level (the CLI imports this to build its parser).
+No heavy imports at module level (the CLI imports this to build its parser); the
+defaults are those of :class:`petcad.models.config.TrainConfig`.
 """
 
 from __future__ import annotations
 
 import sys
 
+from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS, TrainConfig, default_lr
+
 
 def add_train_arguments(parser) -> None:
     parser.add_argument("manifest", help="cohort manifest CSV")
-    parser.add_argument("--model", default="wang2017", help="wang2017 | multiview | alexnet | hybrid (default wang2017)")
+    D = TrainConfig
+    parser.add_argument("--model", default=D.model, help=f"wang2017 | multiview | alexnet | hybrid (default {D.model})")
     parser.add_argument("--out", required=True, help="run directory for checkpoints and metrics")
-    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=64, help="lesions per SGD step, all processes together (default 64)")
-    parser.add_argument("--lr", type=float, default=None, help="SGD learning rate (default 0.01; alexnet 0.002)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 coefficient (default 5e-4)")
-    parser.add_argument("--augment", default="random", choices=("random", "grid", "none"),
-                        help="augmentation of the plane triplet (default random: +-10 deg, +-2 px)")
+    parser.add_argument("--epochs", type=int, default=D.epochs, help=f"maximum epochs (default {D.epochs})")
+    parser.add_argument("--seed", type=int, default=D.seed, help=f"random seed (default {D.seed})")
+    parser.add_argument("--batch-size", type=int, default=D.batch_size,
+                        help=f"lesions per SGD step, all processes together (default {D.batch_size})")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"SGD learning rate (default {D.lr:g}; alexnet {default_lr('alexnet'):g})")
+    parser.add_argument("--momentum", type=float, default=D.momentum, help=f"SGD momentum (default {D.momentum:g})")
+    parser.add_argument("--weight-decay", type=float, default=D.weight_decay, help=f"L2 coefficient (default {D.weight_decay:g})")
+    parser.add_argument("--augment", default=D.augment, choices=("random", "grid", "none"),
+                        help=f"augmentation of the plane triplet (default {D.augment}; random: +-10 deg, +-2 px)")
     parser.add_argument("--no-dihedral", action="store_true",
                         help="do not mirror / quarter-turn each plane during training (on by default)")
-    parser.add_argument("--dropout", type=float, default=0.5, help="drop probability before the classifier (default 0.5)")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of patients for validation (default 0.2)")
-    parser.add_argument("--patience", type=int, default=12, help="epochs without better validation AUC before stopping (default 12)")
-    parser.add_argument("--min-samples-per-epoch", type=int, default=2048,
+    parser.add_argument("--dropout", type=float, default=D.dropout,
+                        help=f"drop probability before the classifier (default {D.dropout:g})")
+    parser.add_argument("--val-fraction", type=float, default=D.val_fraction,
+                        help=f"share of patients for validation (default {D.val_fraction:g})")
+    parser.add_argument("--patience", type=int, default=D.patience,
+                        help=f"epochs without better validation AUC before stopping (default {D.patience})")
+    parser.add_argument("--min-samples-per-epoch", type=int, default=D.min_samples_per_epoch,
                         help="an epoch makes whole passes over the training lesions until at least this many "
-                             "augmented samples were seen (default 2048; 0 = one pass)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto: CUDA when available)")
+                             f"augmented samples were seen (default {D.min_samples_per_epoch}; 0 = one pass)")
+    parser.add_argument("--device", default=D.device, help=f"auto | cpu | cuda (default {D.device}; auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--size", type=int, default=51, help="patch size in pixels (default 51)")
     parser.add_argument("--spacing", type=float, default=1.0, help="patch pixel spacing in mm (default 1.0)")
-    parser.add_argument("--normalization", default="fixed", choices=("fixed", "patch"),
-                        help="fixed (default): CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level; "
+    parser.add_argument("--normalization", default=DEFAULT_NORMALIZATION, choices=NORMALIZATIONS,
+                        help=f"default {DEFAULT_NORMALIZATION}. fixed: CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level; "
                              "patch: per patch and channel x - mean, / std (the original study's)")
     parser.add_argument("--with-mask", action="store_true", help="add the 3 lesion-mask channels (9 in all)")
     parser.add_argument("--init-weights", default=None, metavar="FILE",
@@ -42,13 +51,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log one line per epoch instead)")
 
 
-def default_lr(model: str) -> float:
-    return 0.002 if model == "alexnet" else 0.01
-
-
 def config_from_args(args):
     from petcad.models.registry import check_model_name
-    from petcad.models.train import TrainConfig
 
     check_model_name(args.model)
     return TrainConfig(
