@@ -15,6 +15,22 @@ def _test_data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def require_module(name: str):
+    """Import an optional dependency; skip without it, but fail when PETCAD_REQUIRE_TEST_DATA=1 (CI).
+
+    In CI every optional part (``make test`` installs ``.[all,test]``) must be tested, not skipped.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        msg = f"optional dependency {name} not installed ({exc})"
+        if os.environ.get("PETCAD_REQUIRE_TEST_DATA") == "1":
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg, allow_module_level=True)
+
+
 @pytest.fixture(scope="session")
 def test_data() -> Path:
     """The shared reference data; skips when absent (fails when PETCAD_REQUIRE_TEST_DATA=1)."""

@@ -63,12 +63,47 @@ def test_tuned_classifier_sees_only_training_data():
         assert 0.0 <= c.threshold_ <= 1.0 and c.inner_auc_ > 0.5
         assert set(c.best_params_) == set(CLASSICAL[m].grid)
         assert np.array_equal(c.predict(X[~tr]), (p >= c.threshold_).astype(int))
-    # deterministic for a seed, and the test lesions play no part in fitting
+    # deterministic for a seed
     a = TunedClassifier("rf", inner_splits=2, seed=0).fit(X[tr], y[tr], g[tr]).predict_proba(X[~tr])
-    X2 = X.copy()
-    X2[~tr] = 0.0
-    b = TunedClassifier("rf", inner_splits=2, seed=0).fit(X2[tr], y[tr], g[tr]).predict_proba(X[~tr])
-    np.testing.assert_allclose(a, b)
+    b = TunedClassifier("rf", inner_splits=2, seed=0).fit(X[tr], y[tr], g[tr]).predict_proba(X[~tr])
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["rf", "svm"])
+def test_test_lesions_play_no_part_in_the_fold_runner(method):
+    """Imputation, scaling, tuning and fitting see the training fold only.
+
+    The fold runner gets the whole feature matrix; corrupting the test lesions (their labels
+    flipped, some of their features missing or huge) must leave the predictions for the other,
+    untouched test lesions unchanged. A median imputer or a scaler fitted on all rows would move them.
+    """
+    from petcad.evaluation.compare import CompareSettings, LesionTable, run_classical
+
+    X, y, g = _design(n_pat=20, seed=5)
+    X[::7, 1] = np.nan  # some missing values in training and test rows alike
+    folds = [f for f in repeated_group_folds(y, g, n_splits=4, n_repeats=1, seed=3)][:1]
+    test = folds[0].test
+    touched, kept = test[: len(test) // 2], test[len(test) // 2:]
+
+    def table(X, y):
+        n = y.size
+        return LesionTable(g, np.arange(n).astype(str), y.astype(str), y, X, list("abcde"), [], np.arange(n))
+
+    settings = CompareSettings(methods=(method,), n_jobs=1, inner_splits=2)
+    (_, _, _, p_ref, t_ref), = run_classical(table(X, y), folds, (method,), settings)
+    X2, y2 = X.copy(), y.copy()
+    y2[test] = 1 - y2[test]
+    X2[touched, 0] = 1e6
+    X2[touched, 2] = np.nan
+    (_, _, _, p_bad, t_bad), = run_classical(table(X2, y2), folds, (method,), settings)
+    pos = np.isin(test, kept)
+    np.testing.assert_array_equal(p_ref[pos], p_bad[pos])
+    assert t_ref == t_bad
+    # and the check has teeth: the same corruption inside the training fold does move them
+    X3 = X.copy()
+    X3[folds[0].train[:10], 0] = 1e6
+    (_, _, _, p_moved, _), = run_classical(table(X3, y), folds, (method,), settings)
+    assert not np.array_equal(p_ref[pos], p_moved[pos])
 
 
 def test_youden_threshold():

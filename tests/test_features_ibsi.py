@@ -7,7 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-pytest.importorskip("mirp")
+from conftest import require_module
+
+require_module("mirp")
 
 CHECKED_FAMILIES = {
     "Morphology", "Statistics", "Intensity histogram", "Intensity volume histogram",
