@@ -211,11 +211,25 @@ def test_hybrid_uses_features_and_standardises_with_training_statistics(blob_dat
         clf.predict_proba(no_feats, te)
     with pytest.raises(InputError):
         CNNClassifier(model="hybrid", epochs=1).fit(no_feats, tr)
+    # missing features are imputed with the training-fold median; the test lesions move no statistic
     bad = feats.copy()
     bad[tr[0], 0] = np.nan
-    with pytest.raises(InputError, match="NaN"):
-        CNNClassifier(model="hybrid", epochs=1).fit(LesionData(cache=blob_data.cache, y=blob_data.y,
-                                                               groups=blob_data.groups, features=bad), tr)
+    bad[te, 1] = np.nan
+    bad[te[:3], 0] = 1e9
+    fit_bad = CNNClassifier(model="hybrid", epochs=1, batch_size=16, seed=0, threads=2, min_samples_per_epoch=0)
+    fit_bad.fit(LesionData(cache=blob_data.cache, y=blob_data.y, groups=blob_data.groups, features=bad), tr)
+    train_col0 = np.delete(feats[tr, 0], 0)
+    assert fit_bad.scaler_.median[0] == pytest.approx(np.median(train_col0))
+    assert fit_bad.scaler_.median[1] == pytest.approx(np.median(feats[tr, 1]))
+    imputed = np.where(np.arange(len(tr)) == 0, np.median(train_col0), feats[tr, 0])
+    assert fit_bad.scaler_.mean[0] == pytest.approx(imputed.mean())
+    z = fit_bad.scaler_.transform(bad[te[3:4]])
+    assert np.isfinite(z).all() and z[0, 1] == pytest.approx((fit_bad.scaler_.median[1] - fit_bad.scaler_.mean[1])
+                                                            / fit_bad.scaler_.std[1], rel=1e-5)
+    from petcad.models.train import FeatureScaler
+
+    with pytest.raises(InputError, match="no finite value"):
+        FeatureScaler.fit(np.column_stack([feats[tr, 0], np.full(len(tr), np.nan)]))
 
 
 def test_tta_averages_over_the_grid(blob_data):

@@ -26,10 +26,7 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     from petcad.patches.cache import LesionCache
 
     cache = LesionCache.from_cohort(cohort)
-    feats = table.diagnostic
-    if feats is not None and np.isnan(feats).any():  # the hybrid network needs finite features
-        med = np.nanmedian(feats, axis=0)
-        feats = np.where(np.isnan(feats), med[None, :], feats)
+    feats = table.diagnostic  # missing values are imputed inside each training fold (FeatureScaler)
     data = LesionData(cache=cache, y=table.y, groups=table.patient_id, features=feats,
                       feature_names=table.diagnostic_names, lesion_ids=np.asarray(table.lesion_id, dtype=str),
                       normalization=settings.cnn_normalization)

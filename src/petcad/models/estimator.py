@@ -131,7 +131,8 @@ class CNNClassifier:
         self.classes_ = np.array([0, 1])
         self.scaler_ = None
         if config.get("feature_mean"):
-            self.scaler_ = FeatureScaler(np.asarray(config["feature_mean"]), np.asarray(config["feature_std"]))
+            self.scaler_ = FeatureScaler(np.asarray(config["feature_mean"]), np.asarray(config["feature_std"]),
+                                         np.asarray(config["feature_median"]) if config.get("feature_median") else None)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str = "auto", threads: int | None = None) -> "CNNClassifier":

@@ -104,25 +104,36 @@ def torch_settings(threads: int | None, deterministic: bool = True):
 
 
 class FeatureScaler:
-    """Standardise diagnostic features with training statistics (mean, std per column)."""
+    """Impute and standardise diagnostic features with training statistics only.
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray):
+    A missing (NaN or infinite) feature is replaced by the training-fold median of its column,
+    then every column is standardised with the training mean and standard deviation. All three
+    statistics come from the rows given to :meth:`fit`, so test lesions never move them.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, median: np.ndarray | None = None):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.asarray(std, dtype=np.float64)
+        # checkpoints written before the median was stored impute with the mean
+        self.median = self.mean.copy() if median is None else np.asarray(median, dtype=np.float64)
 
     @classmethod
     def fit(cls, X: np.ndarray) -> "FeatureScaler":
-        if not np.all(np.isfinite(X)):
-            raise InputError("features", "diagnostic features contain NaN or infinite values")
+        X = np.where(np.isfinite(X), X, np.nan).astype(np.float64)
+        empty = np.all(np.isnan(X), axis=0)
+        if X.size == 0 or empty.any():
+            raise InputError("features", f"diagnostic feature column(s) {np.flatnonzero(empty).tolist()} have no finite "
+                             "value in the training lesions")
+        median = np.nanmedian(X, axis=0)
+        X = np.where(np.isnan(X), median[None, :], X)
         sd = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(sd > 0, sd, 1.0))
+        return cls(X.mean(axis=0), np.where(sd > 0, sd, 1.0), median)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.mean):
             raise InputError("features", f"expected {len(self.mean)} features per lesion, got shape {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise InputError("features", "diagnostic features contain NaN or infinite values")
+        X = np.where(np.isfinite(X), X, self.median[None, :])
         return ((X - self.mean) / self.std).astype(np.float32)
 
 
@@ -245,6 +256,7 @@ def train(
             "feature_names": list(data.feature_names) if scaler is not None else [],
             "feature_mean": scaler.mean.tolist() if scaler is not None else [],
             "feature_std": scaler.std.tolist() if scaler is not None else [],
+            "feature_median": scaler.median.tolist() if scaler is not None else [],
             "n_train": int(len(train_idx)),
             "n_val": int(len(val_idx)),
             "n_parameters": count_parameters(model),
