@@ -21,3 +21,6 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.problem}" if self.where else self.problem
+
+    def __reduce__(self):  # picklable, so that worker processes (pools, Dask) can send it back
+        return (type(self), (self.where, self.problem))
