@@ -101,3 +101,98 @@ def test_load_small_phantom_cohort(small_cohort):
         if lesion.mask is not None:
             assert lesion.mask.contains(lesion.center_mm)
     assert seconds < 60, f"8 phantom patients took {seconds:.1f} s"
+
+
+# ---------------------------------------------------------------- issue 11 item 3, issue 10 item 4
+def test_mistyped_optional_column_is_an_error_naming_known_columns(cohort_dir):
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,masks")
+    with pytest.raises(InputError, match=r"row 1: unknown column 'masks' \(did you mean 'mask'\?\); known columns: "
+                       r"patient_id, ct, pet, lesion_id, x, y, z, label, mask, mask_label"):
+        read_manifest(m)
+    # an unrelated extra column is still ignored
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz,lymph"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,mask,diagnosis")
+    assert len(read_manifest(m)) == 1
+
+
+def test_centre_inside_mask_extent_but_off_the_lesion_is_an_error(cohort_dir):
+    # (0, 0, 0) is inside the mask image (origin) but on a zero voxel: today only the extent was checked
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,0,0,0,malignant,p1/L1_mask.nii.gz"])
+    with pytest.raises(InputError, match=r"row 2: lesion 'L1' centre \(0.0, 0.0, 0.0\) mm lies outside its own mask "
+                       r".*L1_mask.nii.gz \(nearest mask voxel 3.5 mm away\)"):
+        load_cohort(m)
+
+
+def test_empty_centre_is_the_centroid_of_the_largest_component(cohort_dir):
+    arr = np.zeros((12, 12, 12), np.uint8)
+    arr[1:3, 1:3, 1:3] = 1          # 8 voxels
+    arr[5:10, 6:9, 2:6] = 1         # 60 voxels: the largest component
+    write_image(Volume(arr, origin=[-10, -10, -10], spacing=[2, 2, 2]), cohort_dir / "p2" / "two.nii.gz")
+    m = write_manifest(cohort_dir, ["p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,,,,benign,p2/two.nii.gz"])
+    rows = read_manifest(m)
+    assert rows[0].center_mm is None
+    les = load_cohort(m).studies[0].lesions[0]
+    assert les.center_source == "mask"
+    # i 2..5 -> 3.5, j 6..8 -> 7, k 5..9 -> 7, world = -10 + 2 * index
+    np.testing.assert_allclose(les.center_mm, [-10 + 2 * 3.5, -10 + 2 * 7, -10 + 2 * 7])
+
+
+def test_centroid_off_a_crescent_moves_onto_the_lesion(cohort_dir):
+    arr = np.zeros((3, 9, 9), np.uint8)
+    arr[:, 1, 1:8] = 1
+    arr[:, 1:8, 1] = 1  # an L shape: its centroid is on a zero voxel
+    write_image(Volume(arr, origin=[0, 0, 0], spacing=[1, 1, 1]), cohort_dir / "p2" / "l.nii.gz")
+    m = write_manifest(cohort_dir, ["p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,,,,benign,p2/l.nii.gz"])
+    les = load_cohort(m).studies[0].lesions[0]
+    i, j, k = np.rint(les.center_mm).astype(int)
+    assert arr[k, j, i] == 1
+
+
+def test_empty_centre_needs_a_mask_and_all_three_empty(cohort_dir):
+    m = write_manifest(cohort_dir, ["p2,p2/ct.nii.gz,p2/pet.nii.gz,L1,,,,benign,"])
+    with pytest.raises(InputError, match="row 2: empty x, y, z: give the lesion centre in mm, or a mask"):
+        read_manifest(m)
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,,4,benign,p1/L1_mask.nii.gz"])
+    with pytest.raises(InputError, match="row 2: x, y, z must be all given or all empty"):
+        read_manifest(m)
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,benign,,2"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,mask,mask_label")
+    with pytest.raises(InputError, match="row 2: mask_label given without a mask"):
+        read_manifest(m)
+
+
+def test_pet_only_study(cohort_dir):
+    m = write_manifest(cohort_dir, [
+        "p1,,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz",
+        "p1,,p1/pet.nii.gz,L2,,,,benign,p1/L1_mask.nii.gz",
+    ])
+    rows = read_manifest(m)
+    assert rows[0].ct is None
+    c = load_cohort(m)
+    assert c.studies[0].ct is None and not c.studies[0].has_ct and c.without_ct() == c.studies
+    with pytest.raises(InputError, match="PET-only.*needs both CT and PET"):
+        c.studies[0].require_ct("2.5D patches")
+    # a patient cannot be PET-only in one row and have a CT in another
+    m = write_manifest(cohort_dir, [
+        "p1,,p1/pet.nii.gz,L1,4,4,4,malignant,",
+        "p1,p1/ct.nii.gz,p1/pet.nii.gz,L2,4,4,4,malignant,",
+    ])
+    with pytest.raises(InputError, match="row 3: patient 'p1' names other ct/pet than in row 2"):
+        read_manifest(m)
+
+
+def test_cli_manifest_reports_mask_centres_and_pet_only(cohort_dir, capsys):
+    from petcad.cli import main
+
+    m = write_manifest(cohort_dir, ["p1,,p1/pet.nii.gz,L1,,,,malignant,p1/L1_mask.nii.gz"])
+    assert main(["manifest", str(m)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 patients have no CT (PET-only)" in out and "2.5D patches and the CNNs" in out
+    assert "1 centres taken from the mask (centroid of its largest connected component)" in out
+    assert "row 2 lesion L1: (4.00, 4.00, 4.00) mm" in out
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,masks")
+    assert main(["manifest", str(m)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown column 'masks'" in err[0]

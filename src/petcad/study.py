@@ -153,6 +153,8 @@ class Lesion:
 
     ``mask`` is an optional binary volume (any grid) marking the lesion.
     ``label`` is any string; ``benign`` / ``malignant`` by default.
+    ``center_source`` says where the centre came from: ``"manifest"`` (given) or
+    ``"mask"`` (centroid of the mask's largest connected component).
     """
 
     lesion_id: str
@@ -160,6 +162,7 @@ class Lesion:
     label: str
     patient_id: str
     mask: Volume | None = None
+    center_source: str = "manifest"
 
     def __post_init__(self) -> None:
         self.center_mm = np.asarray(self.center_mm, dtype=np.float64).reshape(3)
@@ -173,18 +176,34 @@ class Lesion:
 class Study:
     """One patient's PET/CT: CT in HU and PET in SUV, float32, each on its own grid.
 
+    ``ct`` is ``None`` for a PET-only study: SUV, delineation and the PET
+    features work without it; what needs both modalities (2.5D patches, the
+    CNNs) asks :meth:`require_ct` first.
     ``suv`` holds the SUV audit of the PET conversion (factor, type, times, the
     header values used); it is empty for images read already in SUV.
     """
 
     patient_id: str
-    ct: Volume
+    ct: Volume | None
     pet: Volume
     lesions: list[Lesion] = field(default_factory=list)
     suv: dict = field(default_factory=dict)
 
+    @property
+    def has_ct(self) -> bool:
+        return self.ct is not None
+
+    def require_ct(self, what: str) -> Volume:
+        """The CT, or :class:`~petcad.errors.InputError` saying that ``what`` needs one (PET-only study)."""
+        if self.ct is None:
+            from petcad.errors import InputError
+
+            raise InputError(None, f"a study without CT (PET-only): {what} needs both CT and PET")
+        return self.ct
+
     def pet_on_ct_grid(self, interpolator: str = "linear") -> Volume:
         """The PET resampled onto the CT grid in physical space (zero outside the PET)."""
+        self.require_ct("resampling the PET onto the CT grid")
         if self.pet.same_grid(self.ct):
             return self.pet
         return self.pet.resample_to(self.ct, interpolator=interpolator, default_value=0.0)
@@ -210,6 +229,10 @@ class Cohort:
 
     def labels(self) -> list[str]:
         return [lesion.label for _, lesion in self.iter_lesions()]
+
+    def without_ct(self) -> list[Study]:
+        """The studies that have no CT (PET-only)."""
+        return [s for s in self.studies if s.ct is None]
 
     def patient_ids(self) -> list[str]:
         """Patient id per lesion (the grouping variable for cross-validation)."""

@@ -97,7 +97,7 @@ def check_frames(ct: LoadedImage, pet: LoadedImage, *, allow_frame_mismatch: boo
 
 
 def load_study(
-    ct: str | os.PathLike,
+    ct: str | os.PathLike | None,
     pet: str | os.PathLike,
     *,
     patient_id: str,
@@ -113,8 +113,12 @@ def load_study(
     ``ct`` / ``pet`` are DICOM folders or NIfTI/NRRD/MHA files; ``ct_series`` /
     ``pet_series`` choose a SeriesInstanceUID when a folder holds several.
     ``patient_id`` is the caller's pseudonym (never read from headers).
+    ``ct=None`` (or ``""``) reads a PET-only study (``Study.ct`` is ``None``).
     """
-    c = load_ct(ct, series_uid=ct_series, on_irregular=on_irregular)
+    pet_only = ct is None or str(ct) == ""
+    c = None if pet_only else load_ct(ct, series_uid=ct_series, on_irregular=on_irregular)
     p = load_pet(pet, suv=suv, series_uid=pet_series, on_irregular=on_irregular)
-    check_frames(c, p, allow_frame_mismatch=allow_frame_mismatch)
-    return Study(patient_id=str(patient_id), ct=c.volume, pet=p.volume, lesions=list(lesions), suv=p.suv_audit or {})
+    if c is not None:
+        check_frames(c, p, allow_frame_mismatch=allow_frame_mismatch)
+    return Study(patient_id=str(patient_id), ct=None if c is None else c.volume, pet=p.volume, lesions=list(lesions),
+                 suv=p.suv_audit or {})

@@ -2,15 +2,31 @@
 
 Columns (header row required, order free, extra columns ignored):
 
-``patient_id, ct, pet, lesion_id, x, y, z, label`` and optional ``mask``.
+``patient_id, ct, pet, lesion_id, x, y, z, label`` and optional ``mask``,
+``mask_label``.
 
 * ``ct`` / ``pet``: DICOM folder or NIfTI/NRRD/MHA file, relative to the
   manifest's folder (absolute paths allowed). All rows of a patient must name
-  the same ``ct`` and ``pet``.
-* ``x, y, z``: the lesion centre in mm, DICOM patient frame (LPS).
+  the same ``ct`` and ``pet``. ``ct`` may be empty: a PET-only study
+  (``Study.ct is None``; what needs a CT says so).
+* ``x, y, z``: the lesion centre in mm, DICOM patient frame (LPS). All three
+  may be empty when a ``mask`` is given: the centre is then the centroid of the
+  mask's largest connected component (26-connectivity; the component voxel
+  nearest the centroid when the centroid falls outside it), and
+  ``Lesion.center_source`` is ``"mask"``.
 * ``label``: one of ``allowed_labels`` (``benign`` / ``malignant`` by default).
-* ``mask``: a binary image of that lesion (nonzero = lesion), on any grid (for
-  example cropped to a box with its own origin); handled in physical space.
+* ``mask``: that lesion's mask (nonzero = lesion): a NIfTI/NRRD/MHA image on
+  any grid (for example cropped to a box with its own origin; handled in
+  physical space), or a DICOM SEG or RTSTRUCT file (read by
+  :func:`petcad.io.masks.load_mask` onto the CT grid, or the PET grid of a
+  PET-only study, and cropped to its extent).
+* ``mask_label``: which segment / ROI of a SEG or RTSTRUCT ``mask`` (number or
+  name); may be empty when the object holds one only.
+
+A given centre must lie on a voxel of its own mask. Other columns are kept
+out of the way and ignored, except names so close to a known column that they
+are taken for a typo (``masks``, ``lable``): those are an error naming the
+known columns.
 
 Errors name the manifest and the row number as a spreadsheet shows it (the
 header is row 1): ``manifest.csv: row 7: unknown label 'maybe' ...``.
@@ -19,6 +35,7 @@ header is row 1): ``manifest.csv: row 7: unknown label 'maybe' ...``.
 from __future__ import annotations
 
 import csv
+import difflib
 import math
 import os
 from dataclasses import dataclass
@@ -32,7 +49,9 @@ from petcad.io.suv import SUVSettings
 from petcad.study import DEFAULT_LABELS, Cohort, Lesion, Study, Volume
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "ct", "pet", "lesion_id", "x", "y", "z", "label")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mask",)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "mask_label")
+#: columns that may be empty (``x, y, z`` only together, and only with a mask)
+MAY_BE_EMPTY: tuple[str, ...] = ("ct", "x", "y", "z")
 
 
 @dataclass(frozen=True)
@@ -41,12 +60,50 @@ class ManifestRow:
 
     row: int  # 1-based row number in the file (header = row 1)
     patient_id: str
-    ct: Path
+    ct: Path | None  # None: a PET-only study
     pet: Path
     lesion_id: str
-    center_mm: tuple[float, float, float]
+    center_mm: tuple[float, float, float] | None  # None: the centroid of the mask (found when loading)
     label: str
     mask: Path | None = None
+    mask_label: str | int | None = None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """Missing, duplicate or mistyped columns (a name close to a known one) are errors."""
+    known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise InputError(path, f"row 1: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)}; "
+                         f"optional {', '.join(OPTIONAL_COLUMNS)})")
+    if len(set(header)) != len(header):
+        raise InputError(path, "row 1: duplicate column names")
+    for name in header:
+        if name in known:
+            continue
+        squashed = "".join(ch for ch in name if ch.isalnum())
+        close = [k for k in known if k.replace("_", "") == squashed]
+        close = close or difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            raise InputError(path, f"row 1: unknown column {name!r} (did you mean {close[0]!r}?); known columns: "
+                             f"{', '.join(known)}")
+
+
+def _parse_centre(where: str, get: dict, has_mask: bool) -> tuple[float, float, float] | None:
+    raw = [get[c] for c in ("x", "y", "z")]
+    if not any(raw):
+        if not has_mask:
+            raise InputError(where, "empty x, y, z: give the lesion centre in mm, or a mask to take its centroid from")
+        return None
+    if not all(raw):
+        raise InputError(where, "x, y, z must be all given or all empty (empty: centre from the mask)")
+    try:
+        center = tuple(float(v) for v in raw)
+    except ValueError:
+        raise InputError(where, f"x, y, z must be numbers in mm, got {raw[0]!r}, {raw[1]!r}, {raw[2]!r}") from None
+    if not all(math.isfinite(v) for v in center):
+        raise InputError(where, "x, y, z must be finite numbers (mm)")
+    return center
 
 
 def read_manifest(
@@ -72,11 +129,7 @@ def read_manifest(
         header = [h.strip().lower() for h in next(reader)]
     except csv.Error as exc:
         raise InputError(path, f"row 1: unreadable CSV header ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise InputError(path, f"row 1: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED_COLUMNS)}, optional mask)")
-    if len(set(header)) != len(header):
-        raise InputError(path, "row 1: duplicate column names")
+    _check_header(path, header)
     col = {name: header.index(name) for name in header}
     allowed = None if allowed_labels is None else tuple(allowed_labels)
 
@@ -106,14 +159,14 @@ def read_manifest(
             raise InputError(where, f"{len(values)} fields, the header has {len(header)}")
         get = {k: values[i].strip() for k, i in col.items()}
         for c in REQUIRED_COLUMNS:
-            if not get[c]:
+            if not get[c] and c not in MAY_BE_EMPTY:
                 raise InputError(where, f"empty {c}")
-        try:
-            center = tuple(float(get[c]) for c in ("x", "y", "z"))
-        except ValueError:
-            raise InputError(where, f"x, y, z must be numbers in mm, got {get['x']!r}, {get['y']!r}, {get['z']!r}") from None
-        if not all(math.isfinite(v) for v in center):
-            raise InputError(where, "x, y, z must be finite numbers (mm)")
+        center = _parse_centre(where, get, bool(get.get("mask")))
+        if get.get("mask_label") and not get.get("mask"):
+            raise InputError(where, "mask_label given without a mask")
+        mask_label = get.get("mask_label") or None
+        if mask_label is not None and mask_label.isdigit():
+            mask_label = int(mask_label)
         label = get["label"]
         if allowed is not None and label not in allowed:
             raise InputError(where, f"unknown label {label!r}; allowed: {', '.join(allowed)}")
@@ -121,7 +174,8 @@ def read_manifest(
         if key in seen:
             raise InputError(where, f"lesion {get['lesion_id']!r} of patient {get['patient_id']!r} repeats row {seen[key]}")
         seen[key] = n
-        ct, pet = (base / get["ct"]).resolve(), (base / get["pet"]).resolve()
+        ct = (base / get["ct"]).resolve() if get["ct"] else None
+        pet = (base / get["pet"]).resolve()
         mask = None
         if get.get("mask"):
             mask = (base / get["mask"]).resolve()
@@ -135,25 +189,94 @@ def read_manifest(
         elif (prev[0], prev[1]) != (ct, pet):
             raise InputError(where, f"patient {get['patient_id']!r} names other ct/pet than in row {prev[2]}")
         rows.append(ManifestRow(row=n, patient_id=get["patient_id"], ct=ct, pet=pet, lesion_id=get["lesion_id"],
-                                center_mm=center, label=label, mask=mask))
+                                center_mm=center, label=label, mask=mask, mask_label=mask_label))
     if not rows:
         raise InputError(path, "manifest has no lesion rows")
     return rows
 
 
-def _load_mask(row: ManifestRow, manifest: Path) -> Volume:
-    from petcad.io.volumes import read_image
+def _read_mask(row: ManifestRow, manifest: Path, study: Study) -> Volume:
+    """The row's mask as uint8 0/1: an image file on its own grid, a SEG / RTSTRUCT on the CT (else PET) grid,
+    cropped to its nonzero extent."""
+    from petcad.io.volumes import is_image_file, read_image
 
     where = f"{manifest}: row {row.row}"
-    try:
-        m = read_image(row.mask, modality="mask")
-    except InputError as exc:
-        raise InputError(where, f"mask {row.mask}: {exc.problem}") from None
+    if is_image_file(row.mask):
+        try:
+            m = read_image(row.mask, modality="mask")
+        except InputError as exc:
+            raise InputError(where, f"mask {row.mask}: {exc.problem}") from None
+    else:
+        try:
+            from petcad.io.masks import load_mask
+        except ImportError:
+            raise InputError(where, f"mask {row.mask} is not a NIfTI/NRRD/MHA image, and this build has no DICOM SEG / "
+                             "RTSTRUCT reader (petcad.io.masks)") from None
+        like = study.ct if study.ct is not None else study.pet
+        try:
+            m = load_mask(row.mask, like, row.mask_label)
+        except InputError as exc:
+            raise InputError(where, f"mask {exc.where or row.mask}: {exc.problem}") from None
+        m = Volume((np.asarray(m.array) != 0).astype(np.uint8), m.origin, m.spacing, m.direction)
     if not m.array.any():
         raise InputError(where, f"mask {row.mask} is empty (no nonzero voxel)")
-    if not bool(m.contains(row.center_mm)):
-        raise InputError(where, f"lesion centre {row.center_mm} mm lies outside the mask image {row.mask}")
-    return m
+    return crop_to_mask(m)
+
+
+def crop_to_mask(mask: Volume, margin: int = 1) -> Volume:
+    """``mask`` cropped to the bounding box of its nonzero voxels plus ``margin`` voxels (same grid)."""
+    nz = np.nonzero(mask.array)
+    lo = [max(int(a.min()) - margin, 0) for a in nz]
+    hi = [min(int(a.max()) + margin + 1, n) for a, n in zip(nz, mask.array.shape)]
+    arr = np.ascontiguousarray(mask.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    return Volume(arr, origin=mask.index_to_world([lo[2], lo[1], lo[0]]), spacing=mask.spacing,
+                  direction=mask.direction)
+
+
+def mask_centre(mask: Volume) -> np.ndarray:
+    """Centroid (mm, LPS) of the largest connected component (26-connectivity) of a binary mask.
+
+    When the centroid does not fall on a voxel of that component (a crescent), the component's voxel
+    nearest to it is returned instead, so that the centre always lies in the lesion.
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask.array != 0, structure=np.ones((3, 3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())[1:]
+    biggest = labels == (int(np.argmax(sizes)) + 1)
+    kji = np.argwhere(biggest)
+    world = mask.index_to_world(kji[:, ::-1].astype(np.float64))
+    centre = world.mean(axis=0)
+    if not _on_mask(biggest, mask, centre):
+        centre = world[int(np.argmin(((world - centre) ** 2).sum(axis=1)))]
+    return centre
+
+
+def _on_mask(arr: np.ndarray, mask: Volume, centre: np.ndarray) -> bool:
+    """Whether ``centre`` falls in a nonzero voxel of ``arr`` (on ``mask``'s grid)."""
+    ijk = np.rint(mask.world_to_index(centre)).astype(int)
+    if np.any(ijk < 0) or np.any(ijk >= np.asarray(mask.shape_ijk)):
+        return False
+    return bool(arr[ijk[2], ijk[1], ijk[0]])
+
+
+def _lesion_centre(row: ManifestRow, manifest: Path, mask: Volume | None) -> tuple[np.ndarray, str]:
+    """The row's centre (given, checked to lie on its mask; or the mask's centroid) and where it came from."""
+    where = f"{manifest}: row {row.row}"
+    if row.center_mm is None:
+        return mask_centre(mask), "mask"
+    centre = np.asarray(row.center_mm, dtype=np.float64)
+    if mask is not None:
+        c = ", ".join(f"{v:.1f}" for v in centre)
+        if not bool(mask.contains(centre)):
+            raise InputError(where, f"lesion centre ({c}) mm lies outside the mask image {row.mask}")
+        if not _on_mask(mask.array, mask, centre):
+            kji = np.argwhere(mask.array != 0)
+            d = np.sqrt(((mask.index_to_world(kji[:, ::-1].astype(np.float64)) - centre) ** 2).sum(axis=1)).min()
+            raise InputError(where, f"lesion {row.lesion_id!r} centre ({c}) mm lies outside its own mask {row.mask} "
+                             f"(nearest mask voxel {d:.1f} mm away); fix x, y, z or leave them empty to use the "
+                             "mask's centroid")
+    return centre, "manifest"
 
 
 def load_cohort(
@@ -164,12 +287,14 @@ def load_cohort(
     check_inside: bool = True,
     progress: bool = False,
     allow_frame_mismatch: bool = False,
+    on_irregular: str = "error",
 ) -> Cohort:
     """Read the manifest and load every patient's study once, with its lesions.
 
     Each lesion centre must lie inside both the CT and the PET (voxel centres
     +- half a voxel) when ``check_inside``; masks are read when given and
-    attached to ``Lesion.mask`` (their own grid, uint8 0/1).
+    attached to ``Lesion.mask`` (their own grid, uint8 0/1). ``on_irregular``
+    (``error`` / ``resample`` / ``stack``) is passed to the DICOM reader.
 
     Patients are read one after the other: header parsing is pure Python
     (GIL-bound), a thread pool measured slower, and a process pool needs the
@@ -182,7 +307,8 @@ def load_cohort(
     for r in rows:
         by_patient.setdefault(r.patient_id, []).append(r)
     items = list(by_patient.items())
-    jobs = [(pid, str(prow[0].ct), str(prow[0].pet), suv, allow_frame_mismatch) for pid, prow in items]
+    jobs = [(pid, None if prow[0].ct is None else str(prow[0].ct), str(prow[0].pet), suv, allow_frame_mismatch,
+             on_irregular) for pid, prow in items]
     results = map(_load_one, jobs)
     if progress:
         from tqdm import tqdm
@@ -196,9 +322,9 @@ def _load_one(job) -> Study | tuple[str, str]:
     """One patient's study, or ("error", message)."""
     from petcad.io.loader import load_study
 
-    pid, ct, pet, suv, allow = job
+    pid, ct, pet, suv, allow, on_irregular = job
     try:
-        return load_study(ct, pet, patient_id=pid, suv=suv, allow_frame_mismatch=allow)
+        return load_study(ct, pet, patient_id=pid, suv=suv, allow_frame_mismatch=allow, on_irregular=on_irregular)
     except InputError as exc:
         return ("error", str(exc))
 
@@ -209,16 +335,25 @@ def _attach_lesions(result, pid: str, prow: list[ManifestRow], manifest: Path, c
         raise InputError(f"{manifest}: row {first.row}", result[1])
     study = result
     for r in prow:
-        centre = np.asarray(r.center_mm, dtype=np.float64)
-        if check_inside:
-            for name, vol in (("CT", study.ct), ("PET", study.pet)):
-                if not bool(vol.contains(centre)):
-                    lo, hi = vol.bounds_world()
-                    raise InputError(
-                        f"{manifest}: row {r.row}",
-                        f"lesion {r.lesion_id!r} centre ({centre[0]:.1f}, {centre[1]:.1f}, {centre[2]:.1f}) mm is outside "
-                        f"the {name} volume (x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f}, z {lo[2]:.1f}..{hi[2]:.1f} mm)",
-                    )
-        mask = _load_mask(r, manifest) if r.mask is not None else None
-        study.lesions.append(Lesion(lesion_id=r.lesion_id, center_mm=centre, label=r.label, patient_id=pid, mask=mask))
+        if check_inside and r.center_mm is not None:
+            _check_inside(study, r, np.asarray(r.center_mm, dtype=np.float64), manifest)
+        mask = _read_mask(r, manifest, study) if r.mask is not None else None
+        centre, centre_source = _lesion_centre(r, manifest, mask)
+        if check_inside and r.center_mm is None:
+            _check_inside(study, r, centre, manifest)
+        study.lesions.append(Lesion(lesion_id=r.lesion_id, center_mm=centre, label=r.label, patient_id=pid, mask=mask,
+                                    center_source=centre_source))
     return study
+
+
+def _check_inside(study: Study, r: ManifestRow, centre: np.ndarray, manifest: Path) -> None:
+    """InputError unless ``centre`` lies inside the CT (when there is one) and the PET."""
+    for name, vol in (("CT", study.ct), ("PET", study.pet)):
+        if vol is None or bool(vol.contains(centre)):
+            continue
+        lo, hi = vol.bounds_world()
+        raise InputError(
+            f"{manifest}: row {r.row}",
+            f"lesion {r.lesion_id!r} centre ({centre[0]:.1f}, {centre[1]:.1f}, {centre[2]:.1f}) mm is outside "
+            f"the {name} volume (x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f}, z {lo[2]:.1f}..{hi[2]:.1f} mm)",
+        )
