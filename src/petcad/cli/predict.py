@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from petcad.io.options import add_on_irregular_option
+
 NAME = "predict"
-HELP = "probability of malignancy from a trained CNN run directory"
+HELP = "probability of malignancy (or of each label of a K-class run) from a trained CNN run directory"
 DESCRIPTION = (
     "Either --ct CT --pet PET --at x,y,z [--at ...] (world mm, LPS) to classify points of one study, "
-    "or --manifest M --out predictions.csv (columns patient_id, lesion_id, label, probability). "
-    "--tta averages the softmax over the 729-variant augmentation grid."
+    "or --manifest M --out predictions.csv (columns patient_id, lesion_id, label, probability; a run trained "
+    "on more than two labels writes p_<label> per label and predicted). A manifest label the run does not "
+    "know stops with exit status 2. --tta averages the softmax over the 729-variant augmentation grid."
 )
 
 
@@ -22,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tta", action="store_true", help="test-time augmentation over the 729-variant grid")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_on_irregular_option(parser)
 
 
 def run(args) -> int:
@@ -36,7 +40,7 @@ def run(args) -> int:
         if not args.out:
             raise InputError("--out", "the manifest mode needs --out predictions.csv")
         rows = P.predict_manifest(args.model, args.manifest, args.out, tta=args.tta, device=args.device,
-                                  threads=args.threads)
+                                  threads=args.threads, on_irregular=args.on_irregular)
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -45,10 +49,13 @@ def run(args) -> int:
     if not (args.ct and args.pet and args.at):
         raise InputError("--at", "give --ct, --pet and at least one --at x,y,z (or --manifest and --out)")
     pts = [P.parse_point(a) for a in args.at]
-    rows = P.predict_points(args.model, args.ct, args.pet, pts, tta=args.tta, device=args.device, threads=args.threads)
+    rows = P.predict_points(args.model, args.ct, args.pet, pts, tta=args.tta, device=args.device, threads=args.threads,
+                             on_irregular=args.on_irregular)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['x']:.1f},{r['y']:.1f},{r['z']:.1f}\tP(malignant) = {r['probability']:.4f}\t{r['label']}")
+            probs = ([f"P(positive) = {r['probability']:.4f}"] if "probability" in r else
+                     [f"P({k[2:]}) = {v:.4f}" for k, v in r.items() if k.startswith("p_")])
+            print(f"{r['x']:.1f},{r['y']:.1f},{r['z']:.1f}\t" + "  ".join(probs) + f"\t{r['label']}")
     return 0

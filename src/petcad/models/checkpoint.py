@@ -9,7 +9,12 @@ A run directory holds
   momentum buffers (keys prefixed ``__optimizer__.``) and the training state
   (``state`` in the safetensors metadata): one file, one atomic rename, so a
   kill -9 at any moment leaves a consistent resume point;
-* ``state.json``    a readable copy of that state; ``metrics.csv`` per epoch.
+* ``state.json``    a readable copy of that state; ``metrics.csv`` per epoch;
+* ``train.log``     the run log (what was loaded by ``--init-weights``, one line per epoch).
+
+The label list of the run (``classes``, :mod:`petcad.models.labels`) is in
+``config.json`` and in the metadata of both safetensors files; it is checked
+when the model is loaded and when it is used on a manifest.
 
 Weights are read with :func:`safetensors.torch.load_file` or, for plain torch
 files, ``torch.load(weights_only=True)``; never by unpickling arbitrary objects.
@@ -102,8 +107,11 @@ def load_weights_into(model, path: str | os.PathLike, strict: bool = True) -> di
     return {"loaded": sorted(loaded), "skipped_shape": skipped, "missing": missing, "unexpected": unexpected}
 
 
-def save_last(run_dir: Path, model, optimizer, state: dict) -> None:
-    """Weights + momentum buffers + state in ``last.safetensors`` (one atomic write), then ``state.json``."""
+def save_last(run_dir: Path, model, optimizer, state: dict, metadata: dict | None = None) -> None:
+    """Weights + momentum buffers + state in ``last.safetensors`` (one atomic write), then ``state.json``.
+
+    ``metadata``: more string entries for the safetensors header (e.g. ``classes``).
+    """
     tensors = dict(_contiguous(model.state_dict()))
     names = {id(p): n for n, p in model.named_parameters()}
     for group in optimizer.param_groups:
@@ -111,7 +119,7 @@ def save_last(run_dir: Path, model, optimizer, state: dict) -> None:
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 tensors[OPT_PREFIX + names[id(p)]] = buf.detach().to("cpu").contiguous()
-    save_weights(run_dir / "last.safetensors", tensors, {"state": json.dumps(state, sort_keys=True)})
+    save_weights(run_dir / "last.safetensors", tensors, {**(metadata or {}), "state": json.dumps(state, sort_keys=True)})
     write_text(run_dir / "state.json", json.dumps(state, indent=2, sort_keys=True))
 
 
@@ -133,6 +141,97 @@ def load_last(run_dir: Path, model, optimizer) -> dict:
             p = params[k[len(OPT_PREFIX):]]
             optimizer.state[p]["momentum_buffer"] = v.to(device=p.device, dtype=p.dtype).clone()
     return state
+
+
+def init_source(path: str | os.PathLike) -> tuple[Path, tuple[str, ...] | None, dict]:
+    """What ``--init-weights`` points at: ``(weights file, its class list or None, its run config or {})``.
+
+    A run directory of ``petcad train`` (its ``model.safetensors`` and ``config.json``)
+    or a weights file (safetensors, or a torch state dict read with ``weights_only``).
+    """
+    from petcad.models.labels import classes_from_metadata, classes_of_config
+
+    path = Path(path)
+    if path.is_dir():
+        cfg = read_config(path)
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise InputError(path, "no model.safetensors in this run directory (training did not finish an epoch)")
+        return weights, classes_of_config(cfg, path / "config.json"), cfg
+    if not path.exists():
+        raise InputError(path, "--init-weights: no such run directory or weights file")
+    classes = None
+    if path.suffix == ".safetensors":
+        classes = classes_from_metadata(read_tensors(path)[1], path)
+    return path, classes, {}
+
+
+def load_init_weights(model, source: str | os.PathLike, classes) -> dict:
+    """Initialise ``model`` from another run (fine-tuning): matching layers loaded, the rest left as initialised.
+
+    A tensor is loaded when its name and shape match. The output layer (``head``) is
+    resized when the label sets differ: the rows of the classes both runs know (by
+    label name) are copied, the rows of new classes keep their fresh initialisation.
+    Returns a report: ``loaded`` / ``reinitialised`` tensors, the same by layer
+    (``layers_loaded``, ``layers_reinitialised``), ``head_classes_loaded``,
+    ``source`` and ``source_classes``.
+    """
+    import torch
+
+    weights, src_classes, src_cfg = init_source(source)
+    tensors, _ = read_tensors(weights)
+    tensors = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith(OPT_PREFIX)}
+    own = model.state_dict()
+    sd, loaded, head_rows, skipped = dict(own), [], [], []
+    classes = list(classes)
+    for k, v in tensors.items():
+        if k not in own:
+            continue
+        if k.startswith("head.") and src_classes is not None and list(src_classes) != classes:
+            if v.shape[1:] == own[k].shape[1:] and v.shape[0] == len(src_classes):
+                new = own[k].clone()
+                for i, c in enumerate(classes):
+                    if c in src_classes:
+                        new[i] = v[list(src_classes).index(c)].to(own[k].dtype)
+                        head_rows.append(c)
+                sd[k] = new
+            skipped.append(f"{k} (labels {', '.join(src_classes)} -> {', '.join(classes)})")
+            continue
+        if tuple(own[k].shape) == tuple(v.shape):
+            sd[k] = v.to(own[k].dtype)
+            loaded.append(k)
+        else:
+            skipped.append(f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}")
+    if not loaded:
+        raise InputError(source, f"no layer of {weights.name} matches the network {getattr(model, 'name', '')} "
+                                 "(names and shapes)")
+    with torch.no_grad():
+        model.load_state_dict(sd)
+    reinit = sorted(set(own) - set(loaded))
+    layer = lambda k: k.rsplit(".", 1)[0]  # noqa: E731
+    return {
+        "source": str(source), "source_model": src_cfg.get("model"),
+        "source_classes": None if src_classes is None else list(src_classes),
+        "loaded": sorted(loaded), "reinitialised": reinit, "skipped_shape": skipped,
+        "missing": sorted(set(own) - set(tensors)),
+        "layers_loaded": sorted({layer(k) for k in loaded} - {layer(k) for k in reinit}),
+        "layers_reinitialised": sorted({layer(k) for k in reinit}),
+        "head_classes_loaded": sorted(set(head_rows)),
+    }
+
+
+def describe_init(report: dict) -> list[str]:
+    """The run-log lines of :func:`load_init_weights`."""
+    lines = [f"init weights from {report['source']}"
+             + (f" ({report['source_model']}, labels {', '.join(report['source_classes'])})"
+                if report.get("source_classes") else ""),
+             f"init weights: loaded {len(report['loaded'])} tensors; skipped {len(report['skipped_shape'])} by shape "
+             f"or labels, {len(report['missing'])} not in the file",
+             f"  layers loaded: {', '.join(report['layers_loaded']) or 'none'}",
+             f"  layers reinitialised: {', '.join(report['layers_reinitialised']) or 'none'}"]
+    if report.get("head_classes_loaded"):
+        lines.append(f"  head resized to this run's labels; rows carried over for: {', '.join(report['head_classes_loaded'])}")
+    return lines
 
 
 def write_config(run_dir: Path, config: dict) -> None:

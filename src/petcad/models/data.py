@@ -44,7 +44,7 @@ class LesionData:
     ----------
     cache : :class:`petcad.patches.cache.LesionCache` (cropped CT in HU / PET in SUV
         sub-volumes around each lesion), or ``None`` when ``patches`` is given.
-    y : int array (n,), 1 = malignant, 0 = benign.
+    y : int array (n,) of class indices into ``classes`` (binary: 1 = the positive label, malignant by default).
     groups : array (n,) of patient ids (the grouping variable for splits).
     features : float array (n, f) of diagnostic features (SUV, mm, HU; raw,
         standardised by the estimator with training statistics) for ``hybrid``; or None.
@@ -56,6 +56,8 @@ class LesionData:
         instead of the cache (no augmentation possible: transforms must be identity).
     sources : optional per-lesion strings (e.g. ``"ct|pet"`` paths as written in
         the manifest) that enter the training-data hash.
+    classes : the ordered label list (:mod:`petcad.models.labels`): ``("benign", "malignant")`` by
+        default; two labels = binary (the second is the positive one), more = K-class.
     normalization : ``"fixed"`` (the default: keeps absolute values, CT
         ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``, so
         that the network sees the uptake level and the density) or ``"patch"``
@@ -75,6 +77,7 @@ class LesionData:
     patches: np.ndarray | None = None
     sources: Sequence[str] = ()
     normalization: str = DEFAULT_NORMALIZATION
+    classes: Sequence[str] = ("benign", "malignant")
     _sampler: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -83,8 +86,11 @@ class LesionData:
         n = len(self.y)
         if len(self.groups) != n:
             raise InputError("LesionData", f"{len(self.groups)} groups for {n} labels")
-        if not np.all(np.isin(self.y, (0, 1))):
-            raise InputError("LesionData", "labels must be 0 (benign) or 1 (malignant)")
+        self.classes = tuple(str(c) for c in self.classes)
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise InputError("LesionData", f"classes must be at least two distinct labels, got {self.classes}")
+        if n and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
+            raise InputError("LesionData", f"class indices must be 0..{len(self.classes) - 1} ({', '.join(self.classes)})")
         if self.lesion_ids is None:
             ids = getattr(self.cache, "lesion_ids", None)
             self.lesion_ids = np.asarray(ids if ids is not None else [str(i) for i in range(n)])
@@ -169,7 +175,9 @@ class LesionData:
         return {
             "n_lesions": len(self),
             "n_patients": int(len(np.unique(self.groups))),
-            "n_malignant": int(self.y.sum()),
+            "n_malignant": int(self.y.sum()) if len(self.classes) == 2 else None,
+            "classes": list(self.classes),
+            "class_counts": {c: int(k) for c, k in zip(self.classes, np.bincount(self.y, minlength=len(self.classes)))},
             "channels": list(self.channels),
             "patch_size": self.size,
             "spacing_mm": self.spacing_mm,
@@ -188,27 +196,32 @@ class LesionData:
         features: np.ndarray | None = None,
         feature_names: Sequence[str] = (),
         sources: Sequence[str] = (),
-        require_binary: bool = True,
+        require_binary: bool = False,
         normalization: str = DEFAULT_NORMALIZATION,
+        classes: Sequence[str] | None = None,
+        positive: str | None = None,
     ) -> "LesionData":
         """Build the lesion cache of a :class:`petcad.study.Cohort` (lesions in cohort order).
 
-        ``require_binary``: every label must be ``benign`` or ``malignant`` (for
-        training); otherwise any label is accepted and ``y`` = 1 for ``malignant`` only.
+        ``classes``: the label list (e.g. a trained model's); every label must be in it.
+        None: the cohort's labels decide (:func:`petcad.models.labels.resolve_classes`
+        with ``positive`` for two labels). ``require_binary``: more than two labels is an error.
         """
+        from petcad.models.labels import encode, resolve_classes
         from petcad.patches.cache import LesionCache
 
-        cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask)
         labels = cohort.labels()
-        bad = sorted({lab for lab in labels if lab not in ("benign", "malignant")})
-        if bad and require_binary:
-            raise InputError("manifest", f"labels must be benign or malignant for the CNNs, got {', '.join(bad)}")
-        y = np.array([lab == "malignant" for lab in labels], dtype=np.int64)
+        if classes is None:
+            classes = resolve_classes(labels, positive=positive)
+        if require_binary and len(classes) != 2:
+            raise InputError("manifest", f"two labels expected, got {len(classes)} ({', '.join(classes)})")
+        y = encode(labels, classes)
+        cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask)
         ids = [les.lesion_id for _, les in cohort.iter_lesions()]
         return cls(
             cache=cache, y=y, groups=np.asarray(cohort.patient_ids()), features=features,
             feature_names=feature_names, lesion_ids=np.asarray(ids), size=size, spacing_mm=spacing_mm,
-            with_mask=with_mask, sources=sources, normalization=normalization,
+            with_mask=with_mask, sources=sources, normalization=normalization, classes=classes,
         )
 
 
@@ -232,16 +245,24 @@ def load_manifest_data(
     spacing_mm: float = 1.0,
     with_mask: bool = False,
     with_features: bool = False,
-    require_binary: bool = True,
+    require_binary: bool = False,
     normalization: str = DEFAULT_NORMALIZATION,
+    classes: Sequence[str] | None = None,
+    positive: str | None = None,
+    on_irregular: str = "error",
 ):
-    """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``."""
+    """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``.
+
+    ``on_irregular`` (``error`` / ``resample`` / ``stack``) goes to the DICOM reader.
+
+    Any label set (``classes`` / ``positive`` as in :meth:`LesionData.from_cohort`).
+    """
     from petcad.io.manifest import load_cohort
 
     manifest = Path(manifest)
     if not manifest.is_file():
         raise InputError(manifest, "manifest not found")
-    cohort = load_cohort(manifest)
+    cohort = load_cohort(manifest, allowed_labels=None, on_irregular=on_irregular)
     if cohort.n_lesions == 0:
         raise InputError(manifest, "no lesions")
     src = manifest_sources(manifest)
@@ -252,6 +273,7 @@ def load_manifest_data(
     data = LesionData.from_cohort(
         cohort, size=size, spacing_mm=spacing_mm, with_mask=with_mask, features=feats,
         feature_names=names, sources=sources, require_binary=require_binary, normalization=normalization,
+        classes=classes, positive=positive,
     )
     return cohort, data
 

@@ -7,7 +7,8 @@ Example (the comparison runner calls it inside its own folds)::
 
     data = LesionData(cache=cache, y=cache.y, groups=np.asarray(cache.patient_ids))
     clf = CNNClassifier(model="wang2017", epochs=20, seed=0).fit(data, train_idx)
-    p = clf.predict_proba(data, test_idx)[:, 1]          # probability of malignancy
+    p = clf.predict_proba(data, test_idx)[:, 1]          # probability of malignancy (binary)
+    clf.labels_                                           # ('benign', 'malignant'): one column per label
     Z = clf.deep_features(data, test_idx)                 # (n, 500) penultimate layer
 """
 
@@ -26,7 +27,11 @@ from petcad.models.train import FeatureScaler, predict_logits, resolve_device, s
 
 
 class CNNClassifier:
-    """Train one of the 2.5D networks and predict the probability of malignancy.
+    """Train one of the 2.5D networks and predict the probability of malignancy (or of each of K labels).
+
+    The label set is ``data.classes`` at ``fit`` (``labels_`` afterwards; ``classes_``
+    are the class indices ``0..K-1`` used in ``data.y``); ``predict_proba`` has one
+    column per label.
 
     Defaults are those of :class:`petcad.models.config.TrainConfig`.
 
@@ -47,7 +52,9 @@ class CNNClassifier:
     seed : everything random derives from it; same seed, device and threads = same weights.
     device : ``auto`` (CUDA if available, else CPU), ``cpu`` or ``cuda``.
     threads : torch CPU threads during fit / predict (None = leave as is).
-    init_weights : optional safetensors / torch state-dict file; matching layers are loaded.
+    init_weights : optional run directory of another training (fine-tuning) or safetensors / torch
+        state-dict file: layers matching by name and shape are loaded, the head is resized to this
+        run's labels (:func:`petcad.models.checkpoint.load_init_weights`).
     run_dir, resume : where to write checkpoints, and whether to continue a killed run.
     progress : show a tqdm progress bar.
     """
@@ -126,9 +133,12 @@ class CNNClassifier:
         return self
 
     def _set_fitted(self, model, config: dict) -> None:
+        from petcad.models.labels import classes_of_config
+
         self.model_ = model
         self.config_ = config
-        self.classes_ = np.array([0, 1])
+        self.labels_ = classes_of_config(config)
+        self.classes_ = np.arange(len(self.labels_))
         self.scaler_ = None
         if config.get("feature_mean"):
             self.scaler_ = FeatureScaler(np.asarray(config["feature_mean"]), np.asarray(config["feature_std"]),
@@ -140,14 +150,21 @@ class CNNClassifier:
         from petcad.models import checkpoint as ckpt
         from petcad.models.registry import build_model
 
+        from petcad.models.labels import classes_from_metadata, classes_of_config
+
         run_dir = Path(run_dir)
         cfg = ckpt.read_config(run_dir)
+        classes = classes_of_config(cfg, run_dir / "config.json")
         n_feat = len(cfg.get("feature_mean") or [])
         model = build_model(cfg["model"], in_channels=int(cfg["in_channels"]), patch_size=int(cfg["patch_size"]),
-                            n_features=n_feat, dropout=float(cfg.get("dropout", 0.0)))
+                            n_features=n_feat, dropout=float(cfg.get("dropout", 0.0)), n_classes=len(classes))
         weights = run_dir / "model.safetensors"
         if not weights.exists():
             raise InputError(run_dir, "no model.safetensors (training did not finish an epoch)")
+        meta_classes = classes_from_metadata(ckpt.read_tensors(weights)[1], weights)
+        if meta_classes is not None and meta_classes != classes:
+            raise InputError(weights, f"its labels ({', '.join(meta_classes)}) differ from config.json's "
+                                      f"({', '.join(classes)})")
         ckpt.load_weights_into(model, weights, strict=True)
         clf = cls(model=cfg["model"], seed=cfg.get("seed", 0), device=device, threads=threads,
                   augment=cfg.get("augment", "random"), dihedral=bool(cfg.get("dihedral", False)),
@@ -171,11 +188,15 @@ class CNNClassifier:
                                      f"{cfg.get('normalization', 'patch')!r}")
         if abs(float(data.spacing_mm) - float(cfg["spacing_mm"])) > 1e-9:
             raise InputError("data", f"patch spacing {data.spacing_mm} mm but the network was trained at {cfg['spacing_mm']} mm")
+        if tuple(data.classes) != tuple(self.labels_):
+            unknown = sorted(set(data.classes) - set(self.labels_))
+            raise InputError("data", f"labels {', '.join(data.classes)} but the network knows {', '.join(self.labels_)}"
+                                     + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
         if self.scaler_ is not None and data.features is None:
             raise InputError("data", "the hybrid network needs diagnostic features (LesionData.features)")
 
     def predict_proba(self, data: LesionData, indices=None, tta: bool = False) -> np.ndarray:
-        """``(n, 2)`` probabilities (column 1 = malignant) for lesions ``indices``.
+        """``(n, K)`` probabilities, one column per label of ``labels_`` (binary: column 1 = malignant).
 
         ``tta``: average the softmax over the whole augmentation grid (729 variants
         of the original study) instead of the identity patch.
@@ -191,7 +212,7 @@ class CNNClassifier:
 
             grid = grid_transforms()
             v = len(grid)
-            out = np.zeros((len(idx), 2))
+            out = np.zeros((len(idx), len(self.labels_)))
             for a, i in enumerate(idx):
                 p = softmax1(predict_logits(self.model_, data, np.full(v, i), device, self.scaler_,
                                             self.eval_batch_size, transforms=grid))
@@ -199,7 +220,11 @@ class CNNClassifier:
             return out
 
     def predict(self, data: LesionData, indices=None, threshold: float = 0.5) -> np.ndarray:
-        return (self.predict_proba(data, indices)[:, 1] >= threshold).astype(np.int64)
+        """Class indices: binary, P(positive) >= ``threshold``; K classes, the most probable."""
+        p = self.predict_proba(data, indices)
+        if p.shape[1] == 2:
+            return (p[:, 1] >= threshold).astype(np.int64)
+        return p.argmax(axis=1).astype(np.int64)
 
     def deep_features(self, data: LesionData, indices=None) -> np.ndarray:
         """The penultimate layer ``(n, d)`` (d = 500 for wang2017) for SVM / random forest."""

@@ -5,7 +5,8 @@ Every network takes a batch of 2.5D patches ``x`` of shape ``(n, C, N, N)``
 CT-sagittal, PET-axial, PET-coronal, PET-sagittal, optionally 3 mask channels)
 and, for ``hybrid``, a standardised diagnostic feature matrix ``f`` of shape
 ``(n, F)``. ``forward`` returns logits ``(n, 2)`` (column 1 = malignant; softmax
-gives probabilities) and ``embed`` returns the penultimate layer (the "deep
+gives probabilities; ``n_classes`` columns in general, one per label of the run's
+label set, see :mod:`petcad.models.labels`) and ``embed`` returns the penultimate layer (the "deep
 features" fed to an SVM or random forest in the original study).
 
 All networks derive from :class:`PatchNet`; the exact layers and parameter
@@ -34,6 +35,7 @@ class PatchNet(nn.Module):
     patch_size: int = 51
     n_features: int = 0
     embed_dim: int = 0
+    n_classes: int = 2
 
     def embed(self, x: torch.Tensor, f: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -83,9 +85,10 @@ class Wang2017Net(PatchNet):
 
     name = "wang2017"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 500, dropout: float = 0.5):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 500, dropout: float = 0.5,
+                 n_classes: int = 2):
         super().__init__()
-        self.in_channels, self.patch_size = in_channels, patch_size
+        self.in_channels, self.patch_size, self.n_classes = in_channels, patch_size, n_classes
         self.features = nn.Sequential(
             # max-pool before the Leaky ReLU: identical result (both are monotone), 4x fewer activations
             nn.Conv2d(in_channels, 20, 5), nn.MaxPool2d(2), _act(),
@@ -94,7 +97,7 @@ class Wang2017Net(PatchNet):
         s = ((patch_size - 4) // 2 - 4) // 2
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(50 * s * s, hidden), _act(), nn.Dropout(dropout))
         self.embed_dim = hidden
-        self.head = nn.Linear(hidden, 2)
+        self.head = nn.Linear(hidden, n_classes)
         self.reset_parameters()
 
     def embed(self, x, f=None):
@@ -162,8 +165,10 @@ class MultiViewNet(PatchNet):
 
     name = "multiview"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 128, dropout: float = 0.5):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, hidden: int = 128, dropout: float = 0.5,
+                 n_classes: int = 2):
         super().__init__()
+        self.n_classes = n_classes
         if patch_size != 51:
             raise ValueError("multiview: the stream is designed for 51 x 51 patches")
         if in_channels not in (6, 9):
@@ -173,7 +178,7 @@ class MultiViewNet(PatchNet):
         self.stream = _Stream(self.per_plane)
         self.fuse = nn.Sequential(nn.Linear(3 * self.stream.out_channels, hidden), _act(), nn.Dropout(dropout))
         self.embed_dim = hidden
-        self.head = nn.Linear(hidden, 2)
+        self.head = nn.Linear(hidden, n_classes)
         self.reset_parameters()
 
     def plane_inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,7 +201,7 @@ class MultiViewNet(PatchNet):
     def fuse_dense(self, axial: torch.Tensor, coronal: torch.Tensor, sagittal: torch.Tensor) -> torch.Tensor:
         """Per-voxel logits from the three planes' dense stream features.
 
-        Each argument is ``(..., 128)`` for the same voxels; returns ``(..., 2)``.
+        Each argument is ``(..., 128)`` for the same voxels; returns ``(..., n_classes)``.
         """
         return self.head(self.fuse(torch.cat([axial, coronal, sagittal], dim=-1)))
 
@@ -213,9 +218,10 @@ class AlexNet25D(PatchNet):
 
     name = "alexnet"
 
-    def __init__(self, in_channels: int = 6, patch_size: int = 51, dropout: float = 0.5, width: int = 4096):
+    def __init__(self, in_channels: int = 6, patch_size: int = 51, dropout: float = 0.5, width: int = 4096,
+                 n_classes: int = 2):
         super().__init__()
-        self.in_channels, self.patch_size = in_channels, patch_size
+        self.in_channels, self.patch_size, self.n_classes = in_channels, patch_size, n_classes
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), _act(), nn.MaxPool2d(3, 2),
             nn.Conv2d(64, 192, 5, padding=2), _act(), nn.MaxPool2d(3, 2),
@@ -228,7 +234,7 @@ class AlexNet25D(PatchNet):
             nn.Dropout(dropout), nn.Linear(width, width), _act(),
         )
         self.embed_dim = width
-        self.head = nn.Linear(width, 2)
+        self.head = nn.Linear(width, n_classes)
         self.reset_parameters()
 
     def embed(self, x, f=None):
@@ -248,8 +254,9 @@ class HybridNet(PatchNet):
     name = "hybrid"
 
     def __init__(self, in_channels: int = 6, patch_size: int = 51, n_features: int = 13, hidden: int = 64,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, n_classes: int = 2):
         super().__init__()
+        self.n_classes = n_classes
         if n_features < 1:
             raise ValueError("hybrid: needs at least one diagnostic feature")
         self.in_channels, self.patch_size, self.n_features = in_channels, patch_size, n_features
@@ -257,7 +264,7 @@ class HybridNet(PatchNet):
         del self.trunk.head
         self.joint = nn.Sequential(nn.Linear(self.trunk.embed_dim + n_features, hidden), _act())
         self.embed_dim = hidden
-        self.head = nn.Linear(hidden, 2)
+        self.head = nn.Linear(hidden, n_classes)
         self.reset_parameters()
 
     def embed(self, x, f=None):

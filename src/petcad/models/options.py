@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from petcad.io.options import add_on_irregular_option
 from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS, TrainConfig, default_lr
 
 
@@ -45,10 +46,16 @@ def add_train_arguments(parser) -> None:
                         help=f"default {DEFAULT_NORMALIZATION}. fixed: CT (HU - 40) / 300 and PET SUV / 3, keeping the uptake level; "
                              "patch: per patch and channel x - mean, / std (the original study's)")
     parser.add_argument("--with-mask", action="store_true", help="add the 3 lesion-mask channels (9 in all)")
-    parser.add_argument("--init-weights", default=None, metavar="FILE",
-                        help="initialise matching layers from a safetensors or torch state-dict file (no download)")
+    parser.add_argument("--init-weights", default=None, metavar="RUN_DIR",
+                        help="fine-tune: initialise from another run directory of petcad train (or a safetensors / "
+                             "torch state-dict file): layers matching by name and shape are loaded, the rest "
+                             "reinitialised, the head resized when the label set differs (listed in RUN_DIR/train.log)")
+    parser.add_argument("--positive", default=None, metavar="LABEL",
+                        help="with two labels, the positive one (class 1; default malignant); more than two labels "
+                             "in the manifest train a K-class network")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out after an interruption")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log one line per epoch instead)")
+    add_on_irregular_option(parser)
 
 
 def config_from_args(args):
@@ -79,18 +86,20 @@ def train_from_args(args, rank: int = 0, world_size: int = 1) -> int:
         cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     _, data = load_manifest_data(args.manifest, size=args.size, spacing_mm=args.spacing,
                                  with_mask=args.with_mask, with_features=cfg.model == "hybrid",
-                                 normalization=args.normalization)
+                                 normalization=args.normalization, positive=getattr(args, "positive", None),
+                                 on_irregular=args.on_irregular)
     quiet = args.no_progress or rank != 0
     res = train(data, None, cfg, run_dir=args.out, resume=args.resume, progress=not quiet, rank=rank,
                 world_size=world_size,
                 log=(lambda m: print(m, file=sys.stderr)) if (args.no_progress and rank == 0) else None)
     if rank == 0:
         last = res.history[-1] if res.history else {}
-        print(f"{cfg.model}: {len(res.history)} epochs, best validation AUC {res.best_auc:.4f} at epoch "
+        print(f"{cfg.model} ({', '.join(data.classes)}): {len(res.history)} epochs, best validation "
+              f"{'AUC' if len(data.classes) == 2 else 'macro AUC'} {res.best_auc:.4f} at epoch "
               f"{res.best_epoch}, last train loss {last.get('train_loss', float('nan')):.4f}"
               f"{f' ({world_size} processes)' if world_size > 1 else ''}; weights in {args.out}/model.safetensors")
         if res.init_report:
-            r = res.init_report
-            print(f"init weights: loaded {len(r['loaded'])} tensors; skipped {len(r['skipped_shape'])} by shape, "
-                  f"{len(r['missing'])} not in the file")
+            from petcad.models.checkpoint import describe_init
+
+            print("\n".join(describe_init(res.init_report)))
     return 0

@@ -21,18 +21,22 @@ def check_model_name(name: str) -> str:
 
 
 def build_model(name: str, *, in_channels: int = 6, patch_size: int = 51, n_features: int = 0,
-                dropout: float = 0.5) -> PatchNet:
+                dropout: float = 0.5, n_classes: int = 2) -> PatchNet:
     """A freshly He-initialised network (seed torch before calling for reproducible weights).
 
-    ``dropout``: drop probability before the classifier (no effect in eval mode).
+    ``dropout``: drop probability before the classifier (no effect in eval mode);
+    ``n_classes``: outputs of the head (2 = binary; K for a K-label set).
     """
     check_model_name(name)
+    if n_classes < 2:
+        raise InputError("--model", f"a classifier needs at least 2 classes, got {n_classes}")
     if name == "hybrid":
         if n_features < 1:
             raise InputError("--model", "hybrid needs diagnostic features (none were given)")
-        return HybridNet(in_channels=in_channels, patch_size=patch_size, n_features=n_features, dropout=dropout)
+        return HybridNet(in_channels=in_channels, patch_size=patch_size, n_features=n_features, dropout=dropout,
+                         n_classes=n_classes)
     try:
-        return MODELS[name](in_channels=in_channels, patch_size=patch_size, dropout=dropout)
+        return MODELS[name](in_channels=in_channels, patch_size=patch_size, dropout=dropout, n_classes=n_classes)
     except ValueError as exc:
         raise InputError("--model", str(exc)) from None
 

@@ -9,11 +9,18 @@ the weights and SGD momentum buffers after epoch ``e - 1``, which
 point and resumed ends with the same weights as an uninterrupted one (same
 device, same thread count, ``torch.use_deterministic_algorithms``).
 
-Class balancing: the cross-entropy is weighted by ``n / (2 n_c)`` for class
-``c`` (counted on the training part), so both classes weigh the same.
-Validation: a patient-level split (``StratifiedGroupKFold`` with
+Labels: ``data.classes`` (:mod:`petcad.models.labels`); two = binary, K > 2 = a
+K-output softmax. Class balancing: the cross-entropy is weighted by
+``n / (K n_c)`` for class ``c`` (counted on the training part), so every class
+weighs the same. Validation: a patient-level split (``StratifiedGroupKFold`` with
 ``round(1 / val_fraction)`` folds, the first fold) drawn from the lesions given
-to training; early stopping on the validation AUC (the best weights are kept).
+to training; early stopping on the validation AUC (binary) or the macro
+one-vs-rest AUC (K classes; the best weights are kept).
+
+Fine-tuning (``TrainConfig.init_weights``, a run directory or a weights file):
+:func:`petcad.models.checkpoint.load_init_weights` loads the layers whose names
+and shapes match, leaves the rest at their fresh initialisation and resizes the
+head to this run's labels; ``train.log`` in the run directory lists them.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from petcad.errors import InputError
 from petcad.models import checkpoint as ckpt
 from petcad.models.data import LesionData
 from petcad.models.config import RESUME_KEYS, TrainConfig  # noqa: F401  (TrainConfig re-exported)
+from petcad.models.labels import classes_metadata
 from petcad.models.registry import build_model, count_parameters
 
 @dataclass
@@ -69,7 +77,7 @@ def patient_split(y: np.ndarray, groups: np.ndarray, val_fraction: float, seed: 
     if n_groups < 2:
         return np.arange(len(y)), np.array([], dtype=np.int64)
     k = max(2, int(round(1.0 / val_fraction)))
-    if n_groups >= k and np.bincount(y, minlength=2).min() >= k:
+    if n_groups >= k and np.bincount(y).min() >= k:
         tr, va = next(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
     else:
         tr, va = next(GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed).split(np.zeros(len(y)), y, groups))
@@ -82,6 +90,14 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     return float(roc_auc_score(y, p))
+
+
+def validation_auc(y: np.ndarray, prob: np.ndarray) -> float:
+    """AUC of column 1 (binary), or the mean one-vs-rest AUC over the classes present in ``y`` (K > 2)."""
+    if prob.shape[1] == 2:
+        return _auc(y, prob[:, 1])
+    aucs = [_auc((y == k).astype(int), prob[:, k]) for k in range(prob.shape[1]) if 0 < np.sum(y == k) < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 @contextlib.contextmanager
@@ -155,7 +171,7 @@ def predict_logits(model, data: LesionData, indices: np.ndarray, device, scaler:
                 f = torch.from_numpy(scaler.transform(data.features[bi])).to(device)
             out = model.embed(x, f) if embed else model(x, f)
             outs.append(out.float().cpu().numpy())
-    dim = model.embed_dim if embed else 2
+    dim = model.embed_dim if embed else model.n_classes
     return np.concatenate(outs) if outs else np.zeros((0, dim), dtype=np.float32)
 
 
@@ -163,6 +179,13 @@ def softmax1(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def write_log(run_dir: Path, lines: list[str]) -> None:
+    """``train.log``: the run log (rewritten whole, atomically)."""
+    from petcad.io.atomic import write_text
+
+    write_text(run_dir / "train.log", "\n".join(lines) + "\n")
 
 
 def make_policy(kind: str):
@@ -205,21 +228,31 @@ def train(
     if len(indices) == 0:
         raise InputError("training data", "no lesions to train on")
     y_all = data.y[indices]
+    K = len(data.classes)
     if len(np.unique(y_all)) < 2:
-        raise InputError("training data", "needs both benign and malignant lesions")
+        raise InputError("training data", f"one class only ({data.classes[int(y_all[0])]}); needs at least two of "
+                                          f"{', '.join(data.classes)}")
     if cfg.model == "hybrid" and data.features is None:
         raise InputError("--model", "hybrid needs diagnostic features (LesionData.features is None)")
-    say = log or (lambda msg: None)
     run_dir = Path(run_dir) if run_dir is not None else None
+    log_lines: list[str] = []
+
+    def say(msg: str) -> None:
+        log_lines.append(msg)
+        if log is not None:
+            log(msg)
+
     writer_rank = rank == 0 and run_dir is not None
     device = resolve_device(cfg.device)
 
     tr_pos, va_pos = patient_split(y_all, data.groups[indices], cfg.val_fraction, cfg.seed)
     train_idx, val_idx = indices[tr_pos], indices[va_pos]
-    if len(np.unique(data.y[train_idx])) < 2:
-        raise InputError("training data", "the training part of the patient split has one class only")
-    counts = np.bincount(data.y[train_idx], minlength=2).astype(np.float64)
-    class_w = torch.tensor(len(train_idx) / (2.0 * counts), dtype=torch.float32, device=device)
+    counts = np.bincount(data.y[train_idx], minlength=K).astype(np.float64)
+    if np.any(counts == 0):
+        absent = [c for c, n in zip(data.classes, counts) if n == 0]
+        raise InputError("training data", f"the training part of the patient split has no lesion labelled "
+                                          f"{', '.join(absent)} (every class needs training lesions)")
+    class_w = torch.tensor(len(train_idx) / (K * counts), dtype=torch.float32, device=device)
 
     scaler = None
     if cfg.model == "hybrid":
@@ -229,14 +262,14 @@ def train(
     with torch_settings(cfg.threads):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, in_channels=data.n_channels, patch_size=data.size,
-                            n_features=0 if scaler is None else len(scaler.mean), dropout=cfg.dropout)
+                            n_features=0 if scaler is None else len(scaler.mean), dropout=cfg.dropout, n_classes=K)
+        say(f"{cfg.model}: labels {', '.join(data.classes)} ({', '.join(f'{c} {int(n)}' for c, n in zip(data.classes, counts))} "
+            f"training lesions; {len(val_idx)} validation lesions)")
         init_report = None
-        if cfg.init_weights:
-            init_report = ckpt.load_weights_into(model, cfg.init_weights, strict=False)
-            if not init_report["loaded"]:
-                raise InputError(cfg.init_weights, "no layer of this file matches the network (names and shapes)")
-            say(f"init weights: loaded {len(init_report['loaded'])} tensors, "
-                f"skipped {len(init_report['skipped_shape'])} (shape), {len(init_report['missing'])} left at He init")
+        if cfg.init_weights and not (resume and run_dir is not None and (run_dir / "last.safetensors").exists()):
+            init_report = ckpt.load_init_weights(model, cfg.init_weights, data.classes)
+            for line in ckpt.describe_init(init_report):
+                say(line)
         model.to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
@@ -252,7 +285,8 @@ def train(
             "normalization_text": ("per patch and channel: x - mean, / std (petcad.patches.normalize.normalize_patches)"
                                    if data.normalization == "patch" else
                                    "fixed: CT (clip(HU, -1000, 1000) - 40) / 300, PET clip(SUV, 0, 30) / 3"),
-            "class_balance": "weighted cross-entropy, weight n / (2 n_c)",
+            "classes": list(data.classes),
+            "class_balance": f"weighted cross-entropy, weight n / ({K} n_c)",
             "feature_names": list(data.feature_names) if scaler is not None else [],
             "feature_mean": scaler.mean.tolist() if scaler is not None else [],
             "feature_std": scaler.std.tolist() if scaler is not None else [],
@@ -269,6 +303,13 @@ def train(
         state = {"epoch": 0, "best_auc": None, "best_epoch": -1, "bad_epochs": 0, "stopped": False, "history": []}
         if run_dir is not None and resume and (run_dir / "last.safetensors").exists():
             old = ckpt.read_config(run_dir)
+            if old.get("classes", ["benign", "malignant"]) != list(data.classes):
+                raise InputError(run_dir, f"--resume with another label set ({', '.join(data.classes)} vs "
+                                          f"{', '.join(old.get('classes', ['benign', 'malignant']))})")
+            if old.get("init_report"):
+                config["init_report"] = init_report = old["init_report"]
+            if (run_dir / "train.log").is_file():
+                log_lines[:0] = (run_dir / "train.log").read_text(encoding="utf-8").splitlines()
             if old.get("data_hash") != data_hash:
                 raise InputError(run_dir, "--resume with a different training list (data hash mismatch)")
             diff = [k for k in RESUME_KEYS if old.get(k) != config.get(k)]
@@ -285,6 +326,8 @@ def train(
         if writer_rank:
             run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.write_config(run_dir, config)
+            write_log(run_dir, log_lines)
+        meta = {"classes": classes_metadata(data.classes)}
 
         net = model
         if world_size > 1:
@@ -351,7 +394,7 @@ def train(
                 if len(val_idx):
                     logits = predict_logits(model, data, val_idx, device, scaler, cfg.eval_batch_size)
                     p = softmax1(logits)
-                    val_auc = _auc(data.y[val_idx], p[:, 1])
+                    val_auc = validation_auc(data.y[val_idx], p)
                     yv = data.y[val_idx]
                     w = class_w.cpu().numpy()[yv]
                     val_loss = float(-(w * np.log(np.clip(p[np.arange(len(yv)), yv], 1e-12, None))).sum() / w.sum())
@@ -372,18 +415,19 @@ def train(
                        "train_samples_per_s": round(n_seen * world_size / secs, 1) if secs > 0 else float("nan"),
                        "loader_seconds": round(t_load, 3)}
                 state["history"].append(row)
+                say(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} val_auc {val_auc:.4f} ({secs:.1f} s)")
                 if writer_rank:
                     if improved:
-                        ckpt.save_weights(run_dir / "model.safetensors", best_sd, {"epoch": epoch + 1})
-                    ckpt.save_last(run_dir, model, optimizer, state)
+                        ckpt.save_weights(run_dir / "model.safetensors", best_sd, {**meta, "epoch": epoch + 1})
+                    ckpt.save_last(run_dir, model, optimizer, state, meta)
                     ckpt.write_metrics_csv(run_dir, state["history"])
+                    write_log(run_dir, log_lines)
                     if tb is not None:
                         for k in ("train_loss", "val_loss", "val_auc"):
                             tb.add_scalar(k, row[k], epoch + 1)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{train_loss:.3f}", val_auc=f"{val_auc:.3f}")
-                say(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} val_auc {val_auc:.4f} ({secs:.1f} s)")
         finally:
             if bar is not None:
                 bar.close()
@@ -393,7 +437,7 @@ def train(
         if best_sd is not None:
             model.load_state_dict({k: v.to(device) for k, v in best_sd.items()})
         elif writer_rank:  # no validation: the final weights are the model
-            ckpt.save_weights(run_dir / "model.safetensors", model.state_dict(), {"epoch": state["epoch"]})
+            ckpt.save_weights(run_dir / "model.safetensors", model.state_dict(), {**meta, "epoch": state["epoch"]})
         model.eval()
     return TrainResult(model=model, config=config, history=state["history"], best_epoch=state["best_epoch"],
                        best_auc=float("nan") if state["best_auc"] is None else float(state["best_auc"]),
