@@ -22,6 +22,14 @@ docs/features.md):
 The delineation is returned on both the PET and the CT crop grids: a mask made
 on one grid is carried to the other by SimpleITK linear resampling of the 0/1
 mask, thresholded at 0.5 (partial-volume majority).
+
+A supplied mask is used whole: the crops grow to cover all of it (plus the
+background ring), however far it reaches beyond ``search_radius_mm``.
+
+PET-only studies (``study.ct is None``): the delineation is made on the PET
+crop only (``Delineation.ct`` and ``ct_mask`` are ``None``); a supplied mask is
+carried onto the PET grid, and there is no CT fallback (a non-avid lesion gets
+the sphere, with a warning).
 """
 
 from __future__ import annotations
@@ -94,15 +102,16 @@ class Delineation:
     """A lesion's delineation on the PET and CT crops around it.
 
     ``pet`` / ``ct`` are the crops (SUV / HU) as :class:`Volume`; ``pet_mask`` /
-    ``ct_mask`` are boolean arrays of the crops' shapes. ``source`` says which
-    rule made it (``mask``, ``pet``, ``ct`` or ``sphere``); ``seed_suv`` is the
-    hottest PET voxel near the centre (SUV).
+    ``ct_mask`` are boolean arrays of the crops' shapes (``ct`` and ``ct_mask``
+    are ``None`` for a PET-only study). ``source`` says which rule made it
+    (``mask``, ``pet``, ``ct`` or ``sphere``); ``seed_suv`` is the hottest PET
+    voxel near the centre (SUV).
     """
 
     pet: Volume
-    ct: Volume
+    ct: Volume | None
     pet_mask: np.ndarray
-    ct_mask: np.ndarray
+    ct_mask: np.ndarray | None
     source: str
     seed_suv: float
 
@@ -234,25 +243,60 @@ def _ct_rule(ct: Volume, center: np.ndarray, s: DelineationSettings) -> np.ndarr
     return _component_with(soft, seed)
 
 
-def _supplied_mask(lesion: Lesion, center: np.ndarray, radius: float, ct: Volume) -> np.ndarray:
+def _supplied_mask(lesion: Lesion, center: np.ndarray, radius: float, dst: Volume, is_pet: bool = False) -> np.ndarray:
+    """The lesion's mask on the crop ``dst`` (on the PET, a lesion smaller than a voxel keeps its best voxels)."""
     m = crop(lesion.mask, center, radius)
     mask = m.array > 0
     if not mask.any():
-        return np.zeros(ct.array.shape, dtype=bool)
-    return _transfer(mask, m, ct)
+        return np.zeros(dst.array.shape, dtype=bool)
+    if is_pet:
+        return _pet_from_grid(mask, m, dst, center)
+    return _transfer(mask, m, dst)
+
+
+def mask_reach_mm(mask: Volume, center: np.ndarray) -> float:
+    """Distance (mm) from ``center`` to the farthest corner of the nonzero voxels' footprint in ``mask``."""
+    nz = np.nonzero(mask.array)
+    if nz[0].size == 0:
+        return 0.0
+    lo = np.array([a.min() for a in nz[::-1]], dtype=np.float64) - 0.5  # i, j, k
+    hi = np.array([a.max() for a in nz[::-1]], dtype=np.float64) + 0.5
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])])
+    return float(np.sqrt(((mask.index_to_world(corners) - np.asarray(center)) ** 2).sum(axis=1)).max())
+
+
+def _crop_radius(lesion: Lesion, s: DelineationSettings, use_mask: bool) -> float:
+    """The crop half-size: the settings' radius, grown to hold a supplied mask whole plus its background ring."""
+    r = s.crop_radius_mm
+    if use_mask and lesion.mask is not None:
+        r = max(r, mask_reach_mm(lesion.mask, lesion.center_mm) + s.ring_gap_mm + s.ring_width_mm + 2.0)
+    return r
+
+
+def _pet_from_grid(gmask: np.ndarray, grid: Volume, pet: Volume, center: np.ndarray) -> np.ndarray:
+    """A mask drawn on ``grid`` carried onto the PET crop (majority; a lesion smaller than a PET voxel
+    keeps the voxels of largest overlap, else the centre voxel)."""
+    frac = _fraction_on(gmask, grid, pet)
+    pet_mask = frac >= 0.5
+    if not pet_mask.any():
+        pet_mask = frac >= 0.5 * float(frac.max()) if frac.max() > 0 else pet_mask
+        if not pet_mask.any():
+            pet_mask[_nearest_index(pet, center)] = True
+    return pet_mask
 
 
 def delineate(study: Study, lesion: Lesion, settings: DelineationSettings = DelineationSettings()) -> Delineation:
     """Delineate one lesion on crops of its study's PET (SUV) and CT (HU); see the module text for the rule."""
     s = settings
     center = lesion.center_mm
-    r = s.crop_radius_mm
-    pet = crop(study.pet, center, r)
-    ct = crop(study.ct, center, r)
-
-    pet_mask = ct_mask = None
-    source = ""
     use_mask = s.method == "mask" or (s.method == "auto" and lesion.mask is not None)
+    r = _crop_radius(lesion, s, use_mask)
+    pet = crop(study.pet, center, r)
+    ct = crop(study.ct, center, r) if study.ct is not None else None
+    grid = ct if ct is not None else pet  # supplied masks and spheres are drawn on the CT, else the PET
+
+    pet_mask = gmask = None
+    source = ""
     seed_suv = float("nan")
     if use_mask:
         if lesion.mask is None:
@@ -262,49 +306,30 @@ def delineate(study: Study, lesion: Lesion, settings: DelineationSettings = Deli
                 stacklevel=2,
             )
         else:
-            ct_mask = _supplied_mask(lesion, center, r, ct)
+            gmask = _supplied_mask(lesion, center, r, grid, is_pet=grid is pet)
             source = "mask"
-            if not ct_mask.any():
+            if not gmask.any():
                 warnings.warn(
                     f"lesion {lesion.lesion_id}: the supplied mask is empty near the lesion centre; "
                     f"using a {s.fallback_radius_mm:g} mm sphere",
                     DelineationWarning,
                     stacklevel=2,
                 )
-                ct_mask = None
+                gmask = None
                 source = "sphere"
     if not source:
-        rule = "fraction" if s.method in ("auto", "mask") else s.method
-        m, seed_suv = _pet_rule(pet, center, s, rule)
-        if m.any():
-            pet_mask, source = m, "pet"
-        else:
-            m = _ct_rule(ct, center, s)
-            if m.any():
-                ct_mask, source = m, "ct"
-            else:
-                warnings.warn(
-                    f"lesion {lesion.lesion_id}: non-avid (SUV {seed_suv:.2f} < {s.avid_suv:g}) and no soft tissue "
-                    f"at the centre on CT; using a {s.fallback_radius_mm:g} mm sphere",
-                    DelineationWarning,
-                    stacklevel=2,
-                )
-                source = "sphere"
+        pet_mask, gmask, source, seed_suv = _rules(pet, ct, center, s, lesion.lesion_id)
     if source == "sphere":
-        ct_mask = distance_mm(ct, center) <= s.fallback_radius_mm
-        if not ct_mask.any():
-            ct_mask = np.zeros(ct.array.shape, dtype=bool)
-            ct_mask[_nearest_index(ct, center)] = True
+        gmask = distance_mm(grid, center) <= s.fallback_radius_mm
+        if not gmask.any():
+            gmask = np.zeros(grid.array.shape, dtype=bool)
+            gmask[_nearest_index(grid, center)] = True
 
     if pet_mask is None:
-        frac = _fraction_on(ct_mask, ct, pet)
-        pet_mask = frac >= 0.5
-        if not pet_mask.any():  # lesion smaller than a PET voxel: any overlap, else the centre voxel
-            pet_mask = frac >= 0.5 * float(frac.max()) if frac.max() > 0 else pet_mask
-            if not pet_mask.any():
-                pet_mask[_nearest_index(pet, center)] = True
-    if ct_mask is None:
-        ct_mask = _transfer(pet_mask, pet, ct)
+        pet_mask = gmask if grid is pet else _pet_from_grid(gmask, grid, pet, center)
+    ct_mask = None
+    if ct is not None:
+        ct_mask = gmask if gmask is not None else _transfer(pet_mask, pet, ct)
         if not ct_mask.any():
             ct_mask[_nearest_index(ct, center)] = True
     if np.isnan(seed_suv):
@@ -312,3 +337,23 @@ def delineate(study: Study, lesion: Lesion, settings: DelineationSettings = Deli
         near = dist <= max(s.seed_radius_mm, 0.5 * float(pet.spacing.max()))
         seed_suv = float(pet.array[near].max()) if near.any() else float(pet.array[_nearest_index(pet, center)])
     return Delineation(pet=pet, ct=ct, pet_mask=pet_mask, ct_mask=ct_mask, source=source, seed_suv=seed_suv)
+
+
+def _rules(pet: Volume, ct: Volume | None, center: np.ndarray, s: DelineationSettings, lesion_id: str):
+    """The PET rule, then the CT fallback (when there is a CT): ``(pet_mask, grid_mask, source, seed_suv)``."""
+    rule = "fraction" if s.method in ("auto", "mask") else s.method
+    m, seed_suv = _pet_rule(pet, center, s, rule)
+    if m.any():
+        return m, None, "pet", seed_suv
+    if ct is not None:
+        m = _ct_rule(ct, center, s)
+        if m.any():
+            return None, m, "ct", seed_suv
+    why = "no soft tissue at the centre on CT" if ct is not None else "no CT for a fallback (PET-only study)"
+    warnings.warn(
+        f"lesion {lesion_id}: non-avid (SUV {seed_suv:.2f} < {s.avid_suv:g}) and {why}; "
+        f"using a {s.fallback_radius_mm:g} mm sphere",
+        DelineationWarning,
+        stacklevel=3,
+    )
+    return None, None, "sphere", seed_suv

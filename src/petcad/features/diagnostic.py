@@ -93,10 +93,19 @@ def axis_diameters(mask: np.ndarray, spacing: np.ndarray, direction: np.ndarray)
     return float(short.max()), float(long_.max())
 
 
+#: the features that need a CT (NaN for a PET-only study, whose size features come from the PET grid)
+CT_FEATURE_NAMES: tuple[str, ...] = ("ct_mean_hu", "ct_std_hu", "ct_max_hu", "ct_contrast_hu")
+
+
 def features_from_delineation(d: Delineation, lesion_id: str = "?", settings: DelineationSettings = DelineationSettings()) -> dict[str, float]:
-    """The 13 diagnostic features of one delineated lesion (units in docs/features.md)."""
-    pet, ct = d.pet, d.ct
-    pm, cm = d.pet_mask, d.ct_mask
+    """The 13 diagnostic features of one delineated lesion (units in docs/features.md).
+
+    PET-only (``d.ct is None``): volume and diameters are measured on the PET grid and the CT
+    features (``CT_FEATURE_NAMES``) are NaN.
+    """
+    pet_only = d.ct is None
+    pet, pm = d.pet, d.pet_mask
+    ct, cm = (pet, pm) if pet_only else (d.ct, d.ct_mask)  # size features on the CT grid, else the PET's
     suv = pet.array[pm].astype(np.float64)
     hu = ct.array[cm].astype(np.float64)
 
@@ -127,7 +136,7 @@ def features_from_delineation(d: Delineation, lesion_id: str = "?", settings: De
     # SUV background floored at 0.05 g/mL so that a lesion next to air gives a finite ratio
     pet_contrast = suv_mean / max(bg_suv, 0.05)
 
-    return {
+    out = {
         "suv_max": float(suv.max()),
         "suv_mean": suv_mean,
         "suv_peak": suv_peak,
@@ -142,6 +151,9 @@ def features_from_delineation(d: Delineation, lesion_id: str = "?", settings: De
         "pet_contrast": float(pet_contrast),
         "ct_contrast_hu": float(hu.mean() - bg_hu),
     }
+    if pet_only:
+        out.update({n: float("nan") for n in CT_FEATURE_NAMES})
+    return out
 
 
 def compute_features(study: Study, lesion: Lesion, settings: DelineationSettings = DelineationSettings()) -> dict[str, float]:

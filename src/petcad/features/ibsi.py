@@ -109,6 +109,8 @@ def cohort_ibsi_features(cohort: Cohort, settings: DelineationSettings = Delinea
         f = {}
         for pre, vol, m, mod, bw in (("pet_", d.pet, d.pet_mask, "PT", ibsi.pet_bin_width),
                                      ("ct_", d.ct, d.ct_mask, "CT", ibsi.ct_bin_width)):
+            if vol is None:  # PET-only study: no CT features (NaN in the matrix)
+                continue
             f.update({pre + k: v for k, v in extract(vol.array, m, mod, bw, ibsi.families).items()})
         rows.append(f)
     names = sorted({k for r in rows for k in r})
