@@ -17,12 +17,15 @@ The numba kernel is compiled (or loaded from its cache) once before timing.
 
 from __future__ import annotations
 
+from petcad.io.options import add_on_irregular_option
+
 HELP = "patch sampling speed: petcad sampler vs rotating the whole volume, memory, loader rate"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--manifest", default=None, help="cohort manifest (default: a phantom cohort)")
+    add_on_irregular_option(parser)
     parser.add_argument("--patients", type=int, default=3, help="phantom patients when no --manifest (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="phantom and loader seed (default 0)")
     parser.add_argument("--chunk", type=int, default=512, help="patches per sampler call (default 512)")
@@ -49,7 +52,7 @@ def _cohort(args, tmpdir):
     from petcad.io.manifest import load_cohort
 
     if args.manifest:
-        return load_cohort(args.manifest), f"manifest {args.manifest}"
+        return load_cohort(args.manifest, on_irregular=args.on_irregular), f"manifest {args.manifest}"
     try:
         from petcad.phantom import generate_cohort
     except ImportError:

@@ -8,7 +8,8 @@ Each subcommand lives in its own module in this package and defines::
     def run(args) -> int: ...            # does the work; heavy imports inside
 
 Modules are discovered automatically. :class:`petcad.errors.InputError` raised
-anywhere becomes one line on stderr and exit status 2, with no traceback.
+anywhere becomes one line on stderr and exit status 2, with no traceback; warnings are printed as one line on stderr
+(``petcad: warning: ...``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from typing import Sequence
 
 from petcad.errors import InputError
@@ -52,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"petcad: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -59,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line on stderr, no source line
+            return int(args._run(args) or 0)
     except InputError as exc:
         print(f"petcad: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from petcad.cli._suv_options import add_suv_options, settings_from_args
+from petcad.io.options import add_on_irregular_option
 
 NAME = "info"
 HELP = "geometry of a CT and a PET, frame-of-reference check, and the SUV audit (weight, dose, times, decay, factor)"
@@ -15,8 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pet-series", metavar="UID", help="PET SeriesInstanceUID when the folder holds several")
     parser.add_argument("--allow-frame-mismatch", action="store_true",
                         help="accept CT and PET with different FrameOfReferenceUIDs")
-    parser.add_argument("--on-irregular", choices=["error", "resample", "stack"], default="error",
-                        help="what to do with missing or irregular slices (default: error)")
+    add_on_irregular_option(parser)
     add_suv_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -33,29 +33,31 @@ def _geometry(img) -> dict:
         "direction": [round(float(x), 6) for x in v.direction.reshape(-1)],
         "extent_mm": [[round(float(a), 2), round(float(b), 2)] for a, b in zip(lo, hi)],
         "value_range": [float(v.array.min()), float(v.array.max())],
+        "notes": list(img.notes),
     }
     if img.series is not None:
         s = img.series
         d.update(modality=s.info.modality, series_uid=s.info.series_uid, description=s.info.description,
-                 n_slices=s.info.n_slices, frame_of_reference_uid=s.info.frame_of_reference_uid, notes=s.notes)
+                 n_slices=s.info.n_slices, frame_of_reference_uid=s.info.frame_of_reference_uid)
     return d
 
 
 def run(args) -> int:
     import json
-    import warnings
 
-    from petcad.io.loader import check_frames, load_ct, load_pet
+    from petcad.cli._options import collected_warnings
+    from petcad.io.loader import check_frames, check_overlap, load_ct, load_pet
 
     settings = settings_from_args(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # notes are printed from the audit
+    with collected_warnings() as warned:  # to stderr, and into the JSON
         ct = load_ct(args.ct, series_uid=args.ct_series, on_irregular=args.on_irregular)
         pet = load_pet(args.pet, suv=settings, series_uid=args.pet_series, on_irregular=args.on_irregular)
+        check_frames(ct, pet, allow_frame_mismatch=args.allow_frame_mismatch)
+        check_overlap(ct, pet)
     a, b = ct.frame_of_reference_uid, pet.frame_of_reference_uid
     frame = "same" if a and b and a == b else ("different" if a and b else "unknown (not both DICOM)")
-    check_frames(ct, pet, allow_frame_mismatch=args.allow_frame_mismatch)
-    out = {"ct": _geometry(ct), "pet": _geometry(pet), "frame_of_reference": frame, "suv": pet.suv_audit}
+    out = {"ct": _geometry(ct), "pet": _geometry(pet), "frame_of_reference": frame, "suv": pet.suv_audit,
+           "warnings": warned}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0

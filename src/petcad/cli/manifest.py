@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from petcad.cli._suv_options import add_suv_options, settings_from_args
+from petcad.io.options import add_on_irregular_option
 
 NAME = "manifest"
 HELP = "check a cohort manifest (row-numbered errors), load every study, and summarise patients, lesions and labels"
@@ -15,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rows-only", action="store_true", help="validate the rows and files only; do not load images")
     parser.add_argument("--allow-frame-mismatch", action="store_true",
                         help="accept CT and PET with different FrameOfReferenceUIDs")
+    add_on_irregular_option(parser)
     add_suv_options(parser)
     parser.add_argument("--progress", action="store_true", help="show a progress bar while loading")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -24,8 +26,7 @@ def run(args) -> int:
     import collections
     import json
     import time
-    import warnings
-
+    from petcad.cli._options import collected_warnings
     from petcad.io.manifest import load_cohort, read_manifest
     from petcad.study import DEFAULT_LABELS
 
@@ -42,10 +43,11 @@ def run(args) -> int:
         "patients_without_ct": len({r.patient_id for r in rows if r.ct is None}),
     }
     if not args.rows_only:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with collected_warnings() as warned:  # to stderr, and into the JSON
             cohort = load_cohort(args.manifest, suv=settings_from_args(args), allowed_labels=labels,
-                                 progress=args.progress, allow_frame_mismatch=args.allow_frame_mismatch)
+                                 progress=args.progress, allow_frame_mismatch=args.allow_frame_mismatch,
+                                 on_irregular=args.on_irregular)
+        out["warnings"] = warned
         out["studies_loaded"] = len(cohort)
         out["lesions_inside_ct_and_pet"] = cohort.n_lesions
         # the centroids found for rows without x, y, z (row number and lesion id only: no patient id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from petcad.cli._suv_options import add_suv_options, settings_from_args
+from petcad.io.options import add_on_irregular_option
 
 NAME = "suv"
 HELP = "convert a PET DICOM series to SUV (bw, lbm, lbm_janma, bsa, ibw) and write it with the PET geometry"
@@ -12,8 +13,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("pet", metavar="PET_DICOM_DIR", help="folder holding the PET DICOM series")
     parser.add_argument("--out", required=True, metavar="FILE", help="output image (.nii.gz, .nii, .nrrd, .mha)")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several PET series")
-    parser.add_argument("--on-irregular", choices=["error", "resample", "stack"], default="error",
-                        help="what to do with missing or irregular slices (default: error)")
+    add_on_irregular_option(parser)
     parser.add_argument("--mask", metavar="FILE",
                         help="binary mask image (any grid; nearest-neighbour in physical space): print SUV min/median/max inside it")
     add_suv_options(parser)
@@ -22,9 +22,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import json
-    import warnings
 
     import numpy as np
+
+    from petcad.cli._options import collected_warnings
 
     from petcad.io.dicom import read_series
     from petcad.io.suv import compute_suv
@@ -34,25 +35,24 @@ def run(args) -> int:
     if not is_image_file(args.out):
         raise InputError(args.out, "output must end in .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd")
     settings = settings_from_args(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # notes are reported in the audit and below
+    with collected_warnings() as warned:  # to stderr, and into the JSON audit
         series = read_series(args.pet, series_uid=args.series, modality=None if args.series else "PT",
                              on_irregular=args.on_irregular)
         vol, audit = compute_suv(series, settings)
-    if not np.isfinite(vol.array).all():
-        raise InputError(args.pet, f"{int((~np.isfinite(vol.array)).sum())} NaN or infinite voxels after SUV conversion")
-    roi = None
-    if args.mask:
-        from petcad.io.volumes import read_image
+        if not np.isfinite(vol.array).all():
+            raise InputError(args.pet, f"{int((~np.isfinite(vol.array)).sum())} NaN or infinite voxels after SUV conversion")
+        roi = None  # (errors inside this block print no warnings: the error is the one line)
+        if args.mask:
+            from petcad.io.volumes import read_image
 
-        m = read_image(args.mask, modality="mask")
-        if not m.same_grid(vol):
-            m = m.resample_to(vol, interpolator="nearest")
-        inside = vol.array[m.array > 0]
-        if inside.size == 0:
-            raise InputError(args.mask, "mask does not overlap the PET volume")
-        roi = {"mask": str(args.mask), "n_voxels": int(inside.size), "min": float(inside.min()),
-               "median": float(np.median(inside)), "max": float(inside.max()), "mean": float(inside.mean())}
+            m = read_image(args.mask, modality="mask")
+            if not m.same_grid(vol):
+                m = m.resample_to(vol, interpolator="nearest")
+            inside = vol.array[m.array > 0]
+            if inside.size == 0:
+                raise InputError(args.mask, "mask does not overlap the PET volume")
+            roi = {"mask": str(args.mask), "n_voxels": int(inside.size), "min": float(inside.min()),
+                   "median": float(np.median(inside)), "max": float(inside.max()), "mean": float(inside.mean())}
     write_image(vol, args.out)
     d = audit.to_dict()
     d["output"] = str(args.out)
@@ -62,6 +62,7 @@ def run(args) -> int:
                      "origin_mm": vol.origin.tolist(), "direction": vol.direction.reshape(-1).tolist()}
     d["suv_stats"] = {"min": float(vol.array.min()), "max": float(vol.array.max())}
     d["roi"] = roi
+    d["warnings"] = warned
     if args.json:
         print(json.dumps(d, indent=2, default=str))
     else:

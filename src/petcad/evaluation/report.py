@@ -18,6 +18,7 @@ import numpy as np
 
 from petcad.evaluation.calibration import reliability_curve
 from petcad.evaluation.confusion import CONFUSION_METRICS
+from petcad.fonts import EMBEDDED_FAMILY
 from petcad.io.atomic import atomic_path, write_bytes, write_text
 
 METRICS = CONFUSION_METRICS + ("AUC",)
@@ -252,11 +253,12 @@ def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: l
     notes_html = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>" if notes else f"<p>{t['none']}</p>"
     b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     settings = result.settings.as_dict()
-    return f"""<!DOCTYPE html>
+    page = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <title>{html.escape(t['title'])}</title>
 <style>
-body {{ font-family: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
+/*@font-face*/
+body {{ font-family: "{EMBEDDED_FAMILY}", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: center; font-size: 14px; }}
 table.kv th {{ text-align: left; background: #f3f3f3; }} table.kv td {{ text-align: left; }}
@@ -276,6 +278,18 @@ img {{ max-width: 48%; margin-right: 1%; vertical-align: top; }}
 <h2>{html.escape(t['versions'])}</h2>{_kv_table(result.versions)}
 </body></html>
 """
+    return embed_cjk_font(page) if lang == "zh" else page
+
+
+def embed_cjk_font(page: str) -> str:
+    """``page`` with an inlined WOFF2 subset of Noto Sans CJK SC holding every non-ASCII character it shows.
+
+    So the Chinese report reads on a machine without CJK system fonts (see
+    :mod:`petcad.fonts`). The page must contain the ``/*@font-face*/`` marker in its style sheet.
+    """
+    from petcad.fonts import font_face_css
+
+    return page.replace("/*@font-face*/", font_face_css(html.unescape(page)), 1)
 
 
 def write_report(result, out_dir, lang: str = "en", extra_notes: list[str] | None = None) -> dict[str, Path]:

@@ -52,3 +52,28 @@ def write_text(target: str | os.PathLike, text: str, encoding: str = "utf-8") ->
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_fileset(target: str | os.PathLike) -> Iterator[Path]:
+    """Like :func:`atomic_path` for formats written as a header plus data file(s) (``.mhd`` + ``.raw``, ``.nhdr`` + ``.raw.gz``).
+
+    Yields ``target``'s own name inside a fresh temporary folder beside it, so the
+    writer names the data file after the final header. On success every file
+    written there is moved next to ``target``, the header (``target``) last: a
+    reader never finds a header whose data file is missing or half-written. On
+    an exception the temporary folder is removed and nothing is moved.
+    """
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp_dir / target.name
+        written = sorted(p for p in tmp_dir.iterdir() if p.name != target.name)
+        for p in written + [tmp_dir / target.name]:
+            os.chmod(p, 0o666 & ~_umask())
+            os.replace(p, target.parent / p.name)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -16,12 +16,17 @@ Slice spacing checks (the gaps between consecutive slice positions, in mm):
 * duplicate positions (two different images at the same place): always an error;
   exact copies of one image (same SOPInstanceUID) are dropped with a warning;
 * a gap larger than 1.5 times the median spacing (missing slices): error,
-  unless ``on_irregular="resample"`` (interpolated onto a regular grid) or
-  ``"stack"`` (stacked as they are);
+  unless ``on_irregular="resample"`` (linearly interpolated onto a regular
+  grid from the first to the last slice) or ``"stack"`` (stacked as they are);
+  on the command line: ``--on-irregular resample|stack``;
 * spacing varying by at most 5 % of the median (real scanners write this, e.g.
   3.19-3.29 mm on a GE Discovery ST): stacked as they are with the mean spacing
   and a warning;
-* larger irregularity: error unless ``"resample"`` or ``"stack"``.
+* larger irregularity: error unless ``"resample"`` or ``"stack"``;
+* a PET series (SeriesType STATIC or WHOLE BODY, or none) with fewer slices
+  than its header's NumberOfSlices (0054,0081): a warning naming both counts
+  (and the missing ImageIndex (0054,1330) values when the slices carry them);
+  slices missing at either end leave no gap, so this is the only sign of them.
 
 Messages never contain patient names or identifiers.
 """
@@ -39,6 +44,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from petcad.errors import InputError
+from petcad.io.options import ON_IRREGULAR
 from petcad.study import Volume
 
 #: Relative spacing variation accepted silently-but-warned when stacking (5 %).
@@ -278,7 +284,7 @@ def select_series(
         raise InputError(
             folder,
             f"{len(cands)} series match{' ' + what if what else ''}: {_describe(cands)}; "
-            "choose one with --series UID (or series_uid=...)",
+            "choose one with --series UID (or --ct-series / --pet-series UID)",
         )
     info = cands[0]
     return info, groups[info.series_uid]
@@ -369,8 +375,8 @@ def read_series(
     per-slice rescale applied, geometry in mm (LPS). See the module docstring
     for the slice-spacing rules and ``on_irregular``.
     """
-    if on_irregular not in ("error", "resample", "stack"):
-        raise ValueError(f"on_irregular must be error, resample or stack, not {on_irregular!r}")
+    if on_irregular not in ON_IRREGULAR:
+        raise InputError("--on-irregular", f"must be one of {', '.join(ON_IRREGULAR)}, not {on_irregular!r}")
     info, members = select_series(folder, series_uid=series_uid, modality=modality)
     notes: list[str] = []
 
@@ -442,13 +448,13 @@ def read_series(
             msg = (f"missing slices: gap of {d[k]:.3f} mm between slices at {proj[k]:.3f} and {proj[k + 1]:.3f} mm "
                    f"(median spacing {med:.3f} mm)")
             if on_irregular == "error":
-                raise InputError(where, msg + "; pass on_irregular='resample' to interpolate")
+                raise InputError(where, msg + "; use --on-irregular resample to interpolate, or --on-irregular stack")
             notes.append(msg + ("; resampled onto a regular grid" if on_irregular == "resample" else "; stacked as they are"))
             resample = on_irregular == "resample"
         elif dev > SMALL_IRREGULARITY:
             msg = f"irregular slice spacing: {d.min():.3f} to {d.max():.3f} mm (median {med:.3f} mm)"
             if on_irregular == "error":
-                raise InputError(where, msg + "; pass on_irregular='resample' or 'stack'")
+                raise InputError(where, msg + "; use --on-irregular resample or --on-irregular stack")
             notes.append(msg + ("; resampled onto a regular grid" if on_irregular == "resample" else "; stacked as they are"))
             resample = on_irregular == "resample"
         elif dev > NOISE_IRREGULARITY:
@@ -466,11 +472,10 @@ def read_series(
     datasets = [r[1] for r in results]
 
     if resample:
-        from scipy.interpolate import interp1d
-
-        n_new = int(np.floor((proj[-1] - proj[0]) / sp_k + 1e-6)) + 1
-        z_new = proj[0] + sp_k * np.arange(n_new)
-        arr = interp1d(proj - proj[0], arr, axis=0, kind="linear", assume_sorted=True)(z_new - proj[0]).astype(np.float32)
+        arr = resample_slices(arr, proj - proj[0], sp_k)
+    count_note = _slice_count_note(heads, len(paths), info.modality)
+    if count_note:
+        notes.append(count_note)
 
     direction = np.stack([row / np.linalg.norm(row), col / np.linalg.norm(col), normal], axis=1)
     volume = Volume(array=np.ascontiguousarray(arr, dtype=np.float32), origin=pos[0],
@@ -479,3 +484,51 @@ def read_series(
         warnings.warn(n, stacklevel=2)
     return DicomSeries(volume=volume, datasets=datasets, info=info, slice_positions_mm=proj - 0.0,
                        notes=notes, resampled=resample)
+
+
+
+def resample_slices(arr: np.ndarray, z: np.ndarray, spacing: float) -> np.ndarray:
+    """Slices ``arr`` (k, j, i) at increasing positions ``z`` (mm, z[0] = 0) linearly interpolated
+    onto ``0, spacing, 2 spacing, ...`` up to the last slice.
+
+    The last new position is clipped onto ``z[-1]``: ``floor(z[-1] / spacing)``
+    steps can overshoot it by a rounding error, which scipy's ``interp1d``
+    refused ("A value in x_new is above the interpolation range").
+    """
+    n_new = int(np.floor(z[-1] / spacing + 1e-6)) + 1
+    z_new = np.minimum(spacing * np.arange(n_new), z[-1])
+    hi = np.clip(np.searchsorted(z, z_new, side="right"), 1, len(z) - 1)
+    lo = hi - 1
+    w = ((z_new - z[lo]) / (z[hi] - z[lo])).astype(np.float32)[:, None, None]
+    out = arr[lo] * (1.0 - w)
+    out += arr[hi] * w
+    return out.astype(np.float32, copy=False)
+
+
+def _slice_count_note(heads: list, n_read: int, modality: str) -> str | None:
+    """A warning when a static PET series holds fewer slices than its NumberOfSlices (0054,0081) says."""
+    if modality != "PT":
+        return None
+    ds = heads[0]
+    stype = getattr(ds, "SeriesType", None)
+    kind = str(stype[0] if stype is not None and not isinstance(stype, str) and len(stype) else (stype or "")).upper()
+    if kind not in ("", "STATIC", "WHOLE BODY"):
+        return None  # dynamic and gated series hold NumberOfSlices per frame / gate
+    try:
+        expected = int(getattr(ds, "NumberOfSlices", None) or 0)
+    except (TypeError, ValueError):
+        return None
+    if expected <= 0 or n_read >= expected:
+        return None
+    msg = (f"series has {n_read} slices but its NumberOfSlices (0054,0081) says {expected}: "
+           f"{expected - n_read} slice(s) missing")
+    try:
+        have = {int(d.ImageIndex) for d in heads if getattr(d, "ImageIndex", None) is not None}
+    except (TypeError, ValueError):
+        have = set()
+    if len(have) == n_read:
+        missing = [i for i in range(1, expected + 1) if i not in have]
+        if missing:
+            shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+            msg += f" (ImageIndex {shown})"
+    return msg

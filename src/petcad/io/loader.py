@@ -5,12 +5,19 @@ DICOM CT is read in HU (per-slice rescale), DICOM PET converted to SUV by
 HU and SUV. CT and PET DICOM series must share a FrameOfReferenceUID, else
 :class:`~petcad.errors.InputError` (``allow_frame_mismatch=True`` overrides,
 for images registered by other means).
+
+Plausibility checks on every study: CT and PET whose boxes do not overlap in
+space are an error naming both (another patient's or another study's images);
+a CT with no value below -100 HU (no fat, lung or air: a PET or SUV image given
+as the CT, or a CT whose rescale was not applied) gets a warning, kept in
+:attr:`LoadedImage.notes`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -28,6 +35,7 @@ class LoadedImage:
     path: Path
     series: object | None = None  # petcad.io.dicom.DicomSeries
     suv_audit: dict | None = None
+    notes: list[str] = field(default_factory=list)  # reader and plausibility warnings
 
     @property
     def frame_of_reference_uid(self) -> str | None:
@@ -58,7 +66,25 @@ def load_ct(
     """CT in HU from a DICOM folder (the one CT series, or ``series_uid``) or an image file."""
     path = Path(path)
     volume, series = _read(path, "CT", series_uid, on_irregular)
-    return LoadedImage(volume=volume, path=path, series=series)
+    notes = list(series.notes) if series is not None else []
+    hu = ct_values_note(volume)
+    if hu:
+        notes.append(hu)
+        warnings.warn(f"{path}: {hu}", stacklevel=2)
+    return LoadedImage(volume=volume, path=path, series=series, notes=notes)
+
+
+#: A CT in HU holds fat (about -100 HU), lung or air (-1000 HU) somewhere; one with nothing below this is suspicious.
+HU_LOWEST_EXPECTED = -100.0
+
+
+def ct_values_note(volume: Volume) -> str | None:
+    """A warning when a CT's values do not look like HU (nothing below -100 HU), else None."""
+    lo, hi = float(volume.array.min()), float(volume.array.max())
+    if lo < HU_LOWEST_EXPECTED:
+        return None
+    return (f"CT values span {lo:.4g} .. {hi:.4g}, none below {HU_LOWEST_EXPECTED:g} HU (no fat, lung or air): "
+            "not HU-like; is it a PET/SUV image, or a CT without its rescale?")
 
 
 def load_pet(
@@ -74,7 +100,7 @@ def load_pet(
     if series is None:
         return LoadedImage(volume=volume, path=path)
     volume, audit = compute_suv(series, suv)
-    return LoadedImage(volume=volume, path=path, series=series, suv_audit=audit.to_dict())
+    return LoadedImage(volume=volume, path=path, series=series, suv_audit=audit.to_dict(), notes=list(series.notes))
 
 
 def _check_finite(vol: Volume, path) -> None:
@@ -92,8 +118,34 @@ def check_frames(ct: LoadedImage, pet: LoadedImage, *, allow_frame_mismatch: boo
         raise InputError(
             pet.path,
             f"PET FrameOfReferenceUID differs from the CT's ({ct.path}): the images are not in one patient frame; "
-            "register them, or pass --allow-frame-mismatch (allow_frame_mismatch=True) if they are already aligned",
+            "register them, or pass --allow-frame-mismatch if they are already aligned",
         )
+
+
+def _box(vol: Volume) -> tuple:
+    """World bounding box (min, max) of the voxels' outer faces (centres +- half a voxel)."""
+    import numpy as np
+
+    n = np.asarray(vol.shape_ijk, dtype=float)
+    corners = np.array([[a, b, c] for a in (-0.5, n[0] - 0.5) for b in (-0.5, n[1] - 0.5) for c in (-0.5, n[2] - 0.5)])
+    w = vol.index_to_world(corners)
+    return w.min(axis=0), w.max(axis=0)
+
+
+def check_overlap(ct: LoadedImage, pet: LoadedImage) -> None:
+    """InputError naming both files when the CT and PET boxes do not overlap in space (mm, LPS)."""
+    (clo, chi), (plo, phi) = _box(ct.volume), _box(pet.volume)
+    if all(max(clo[a], plo[a]) < min(chi[a], phi[a]) for a in range(3)):
+        return
+
+    def box(lo, hi):
+        return ", ".join(f"{ax} {a:.1f}..{b:.1f}" for ax, a, b in zip("xyz", lo, hi))
+
+    raise InputError(
+        pet.path,
+        f"PET does not overlap the CT {ct.path} in space (PET {box(plo, phi)}; CT {box(clo, chi)} mm): "
+        "images of another patient or study?",
+    )
 
 
 def load_study(
@@ -120,5 +172,6 @@ def load_study(
     p = load_pet(pet, suv=suv, series_uid=pet_series, on_irregular=on_irregular)
     if c is not None:
         check_frames(c, p, allow_frame_mismatch=allow_frame_mismatch)
+        check_overlap(c, p)
     return Study(patient_id=str(patient_id), ct=None if c is None else c.volume, pet=p.volume, lesions=list(lesions),
                  suv=p.suv_audit or {})
