@@ -196,3 +196,26 @@ def test_cli_manifest_reports_mask_centres_and_pet_only(cohort_dir, capsys):
     assert main(["manifest", str(m)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown column 'masks'" in err[0]
+
+
+def test_commands_that_need_a_ct_say_so_on_a_pet_only_manifest(cohort_dir, capsys):
+    from petcad.cli import main
+
+    m = write_manifest(cohort_dir, [
+        "p1,,p1/pet.nii.gz,L1,4,4,4,malignant,",
+        "p2,,p2/pet.nii.gz,L1,0,0,0,benign,",
+    ])
+    out = cohort_dir / "out"
+    for argv, what in (
+        (["patches", str(m), "--out", str(out)], "2.5D tri-planar patches"),
+        (["train", str(m), "--model", "wang2017", "--out", str(out)], "the 2.5D CNNs"),
+        (["compare", str(m), "--out", str(out), "--methods", "rf,cnn", "--folds", "2", "--repeats", "1",
+          "--no-progress"],
+         "the 2.5D CNN methods (cnn)"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert str(m) in err[0] and "2 of 2 studies have no CT (empty ct column)" in err[0] and what in err[0], err[0]
+        assert not out.exists()
+    assert "--methods" in err[0]

@@ -93,4 +93,16 @@ def run(args) -> int:
         raise InputError(args.manifest, "manifest not found")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"petcad: warning: {msg}\n"
     cohort = load_cohort(args.manifest, allowed_labels=None, progress=not args.no_progress)
+    _check_pet_only(cohort, settings, args.manifest)
     return run_and_report(cohort, settings, args.out, args.lang, progress=not args.no_progress)
+
+
+def _check_pet_only(cohort, settings, manifest) -> None:
+    """The CNN methods need CT and PET: on a cohort with PET-only studies, say so naming --methods."""
+    from petcad.evaluation.compare import CNN_METHODS
+    from petcad.io.manifest import require_ct
+
+    cnn = [m for m in settings.methods if m in CNN_METHODS]
+    if cnn and cohort.without_ct():
+        require_ct(cohort, manifest, f"the 2.5D CNN methods ({','.join(cnn)})",
+                   option="the ct column or leave the CNN methods out of --methods")

@@ -59,7 +59,7 @@ def run(args) -> int:
 
     from petcad.errors import InputError
     from petcad.io.atomic import atomic_path, write_text
-    from petcad.io.manifest import load_cohort
+    from petcad.io.manifest import load_cohort, require_ct
     from petcad.patches.augment import AugmentPolicy
     from petcad.patches.cache import LesionCache
     from petcad.patches.normalize import normalize_patches
@@ -90,6 +90,7 @@ def run(args) -> int:
         raise InputError(out, "exists and is not a folder")
     t0 = time.perf_counter()
     cohort = load_cohort(args.manifest)
+    require_ct(cohort, args.manifest, "2.5D tri-planar patches (CT and PET planes)")
     cache = LesionCache.from_cohort(cohort, size=args.size, spacing_mm=args.spacing, max_rotation_deg=max_rot,
                                     max_shift_mm=max_shift_mm, with_mask=args.mask)
     n_var = len(transforms)

@@ -357,3 +357,16 @@ def _check_inside(study: Study, r: ManifestRow, centre: np.ndarray, manifest: Pa
             f"lesion {r.lesion_id!r} centre ({centre[0]:.1f}, {centre[1]:.1f}, {centre[2]:.1f}) mm is outside "
             f"the {name} volume (x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f}, z {lo[2]:.1f}..{hi[2]:.1f} mm)",
         )
+
+
+#: what to tell a user whose cohort has PET-only studies and who asked for something that needs a CT
+PET_ONLY_WORKS = ("PET-only studies work with petcad suv, manifest, features and the classical methods of "
+                  "compare (--methods rf,svm,adaboost,mlp)")
+
+
+def require_ct(cohort: Cohort, manifest: str | os.PathLike, what: str, option: str = "the ct column") -> None:
+    """InputError naming the manifest and ``option`` when any study of ``cohort`` has no CT (PET-only)."""
+    missing = cohort.without_ct()
+    if missing:
+        raise InputError(manifest, f"{len(missing)} of {len(cohort)} studies have no CT (empty ct column): {what} "
+                         f"need CT and PET; fill in {option}, or leave those studies out. {PET_ONLY_WORKS}")

@@ -257,12 +257,13 @@ def load_manifest_data(
 
     Any label set (``classes`` / ``positive`` as in :meth:`LesionData.from_cohort`).
     """
-    from petcad.io.manifest import load_cohort
+    from petcad.io.manifest import load_cohort, require_ct
 
     manifest = Path(manifest)
     if not manifest.is_file():
         raise InputError(manifest, "manifest not found")
     cohort = load_cohort(manifest, allowed_labels=None, on_irregular=on_irregular)
+    require_ct(cohort, manifest, "the 2.5D CNNs (train, predict --manifest, explain, bench model --auc)")
     if cohort.n_lesions == 0:
         raise InputError(manifest, "no lesions")
     src = manifest_sources(manifest)

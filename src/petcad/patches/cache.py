@@ -160,6 +160,7 @@ class LesionCache:
             center = np.asarray(center, dtype=np.float64)
             if not np.all(np.isfinite(center)):
                 raise InputError(lid, "lesion centre is not a finite point")
+            study.require_ct("2.5D patches")
             for name, vol in (("CT", study.ct), ("PET", study.pet)):
                 if not bool(vol.contains(center)):
                     raise InputError(lid, f"lesion centre {np.round(center, 1).tolist()} mm lies outside the {name} volume")
