@@ -16,6 +16,7 @@ on that series. Label value ``n`` is segment number ``n``.
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from dataclasses import dataclass
@@ -187,11 +188,29 @@ def _source_headers(source_series_dir: Path, series_uid: str | None, modality: s
                 raise InputError(p, f"missing {name}; cannot reference this image from a SEG")
     if not info.frame_of_reference_uid:
         raise InputError(source_series_dir, f"series {info.series_uid} has no FrameOfReferenceUID; a SEG cannot reference it")
+    heads = [_with_type2(d) for d in heads]
     iop = np.array([float(v) for v in heads[0].ImageOrientationPatient])
     normal = np.cross(iop[:3], iop[3:])
     pos = np.array([[float(v) for v in d.ImagePositionPatient] for d in heads])
     order = np.argsort(pos @ normal, kind="stable")
     return info, [heads[i] for i in order]
+
+
+#: Type 2 patient / study attributes a SEG copies from its source (present, possibly empty); some
+#: research series (e.g. the IBSI SUV DROs) leave them out.
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+          "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _with_type2(ds):
+    """``ds`` (a copy when something is added) with missing type 2 attributes present and empty."""
+    missing = [name for name in _TYPE2 if name not in ds]
+    if not missing:
+        return ds
+    ds = copy.copy(ds)
+    for name in missing:
+        setattr(ds, name, "")
+    return ds
 
 
 def _sample_on_slices(labelmap: Volume, heads, *, fractional: bool) -> np.ndarray:
