@@ -345,6 +345,19 @@ def test_ge_roi_max_other_types(ge, suv_type, lo, hi):
     assert lo <= _on_ref(vol, ref, idx)[roi].max() <= hi
 
 
+def test_ge_backcompute_is_said_to_disagree(ge):
+    # GE writes AcquisitionTime = series start on every slice and FrameReferenceTime = the bed's start offset
+    # (0, 243, ... 1215 s): the back-computation disagrees across beds; QIBA's order never reaches it here
+    series, ref, roi, idx = ge
+    _, a = compute_suv(series, SUVSettings())
+    assert a.scan_time_rule.startswith("SeriesDate/SeriesTime") and not any("back-computed" in n for n in a.notes)
+    assert a.reference_time_candidates["backcomputed_min"].startswith("2000-09-07T11:01:55.7")
+    vol, b = compute_suv(series, SUVSettings(reference_time="backcompute"))
+    assert any("differ by 1215.0 s" in n for n in b.notes)
+    assert b.scan_datetime.startswith("2000-09-07T11:22:10.7")  # bed 0: 11:20:11 + T_ave(240 s) - 0
+    assert round(float(_on_ref(vol, ref, idx)[roi].max()), 2) == 8.01
+
+
 def test_ge_activity_concentration_at_injection(ge):
     # README: Bq/mL max 43,300-43,400 in GTV_Mass: the activity decay-corrected to the injection time
     series, ref, roi, idx = ge

@@ -647,27 +647,30 @@ class _Ref(NamedTuple):
     candidates: dict
 
 
-def _backcomputed(h: PetHeader, half_life: float, note) -> tuple[dt.datetime | None, dict]:
-    """The back-computed reference time (from the earliest-acquired slice) and the candidates' summary."""
+def _backcomputed(h: PetHeader, half_life: float) -> tuple[dt.datetime | None, dict, str | None]:
+    """The back-computed reference time (from the earliest-acquired slice), the candidates' summary,
+    and a note when the slices disagree (to be said when the time is used)."""
     times = backcompute_reference_times(h.acq, h.frame_ref_ms, h.frame_ms, half_life)
     valid = [(a, -1 if not np.isfinite(r) else r, t) for a, r, t in zip(h.acq, h.frame_ref_ms, times) if t is not None]
     if not valid:
-        return None, {}
+        return None, {}, None
     chosen = min(valid)[2]  # the slice acquired first (then the smallest FrameReferenceTime)
     ts = [t for _, _, t in valid]
     spread = (max(ts) - min(ts)).total_seconds()
     summary = {"backcomputed": _iso(chosen), "backcomputed_min": _iso(min(ts)), "backcomputed_max": _iso(max(ts)),
                "backcomputed_slices": len(ts)}
+    disagree = None
     if spread > BACKCOMPUTE_SPREAD_S:
-        note(f"back-computed reference times differ by {spread:.1f} s across slices ({_iso(min(ts))} .. {_iso(max(ts))}): "
-             f"AcquisitionTime / FrameReferenceTime do not follow the DICOM meaning; the first-acquired slice's is used")
-    return chosen, summary
+        disagree = (f"back-computed reference times differ by {spread:.1f} s across slices ({_iso(min(ts))} .. "
+                    f"{_iso(max(ts))}): AcquisitionTime / FrameReferenceTime do not follow the DICOM meaning; "
+                    "the first-acquired slice's is used")
+    return chosen, summary, disagree
 
 
 def reference_time(h: PetHeader, method: str, half_life: float, note) -> _Ref:
     """The decay reference time of a START series, by the QIBA order or always back-computed."""
     earliest = h.acq_earliest
-    back, summary = _backcomputed(h, half_life, note)
+    back, summary, disagree = _backcomputed(h, half_life)
     cands = {"series": _iso(h.series_dt), "ge_private_0009_100d": _iso(h.ge_scan_dt),
              "acquisition_earliest": _iso(earliest), **summary}
     if method == "backcompute":
@@ -675,6 +678,8 @@ def reference_time(h: PetHeader, method: str, half_life: float, note) -> _Ref:
             raise InputError(f"{h.where}: FrameReferenceTime (0054,1300)", "--reference-time backcompute needs each "
                              "slice's AcquisitionTime (0008,0032), FrameReferenceTime (0054,1300) and ActualFrameDuration "
                              "(0018,1242); use --reference-time qiba")
+        if disagree:
+            note(disagree)
         return _Ref(back, "back-computed from AcquisitionTime, FrameReferenceTime and ActualFrameDuration "
                           "(--reference-time backcompute)", cands)
     if h.series_dt is not None and (earliest is None or h.series_dt <= earliest):
@@ -683,6 +688,8 @@ def reference_time(h: PetHeader, method: str, half_life: float, note) -> _Ref:
     if h.ge_scan_dt is not None:
         return _Ref(h.ge_scan_dt, "GE private scan datetime (0009,100D)" + why, cands)
     if back is not None:
+        if disagree:
+            note(disagree)
         return _Ref(back, "back-computed from AcquisitionTime, FrameReferenceTime and ActualFrameDuration" + why, cands)
     if earliest is not None:
         note("reference time is the earliest AcquisitionTime: wrong for cropped series and multi-injection studies")
