@@ -452,3 +452,17 @@ def test_cli_reference_time_option(dro, tmp_path, capsys):
     assert d["scan_datetime"] == "2025-01-01T10:59:59.605"
     d, _ = suv_json(capsys, dro, tmp_path)
     assert d["reference_time_method"] == "qiba" and d["scan_datetime"] == "2025-01-01T11:00:00.000"
+
+
+def test_cli_info_prints_sex_rule_height_and_reference_method(test_data, tmp_path, capsys):
+    from test_io_helpers import new_uids
+
+    pet = copy_series(test_data / "suv_dro" / "DRO_0_0" / "PT", tmp_path / "pet")
+    ct = copy_series(test_data / "suv_dro" / "DRO_0_0" / "PT", tmp_path / "ct")
+    new_uids(ct, modality="CT")
+    code, out, err = run_cli(capsys, "info", ct, pet, "--type", "ibw", "--height", "1.75")
+    assert code == 0, err
+    for text in ("height 175 cm (1.75 m), sex O", "sex rule: PatientSex O: SUVibw normaliser is the mean",
+                 "--reference-time qiba]", "source of height: override"):
+        assert text in out, (text, out)
+    assert "--height 1.75 read as metres: 175 cm" in err

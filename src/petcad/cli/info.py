@@ -81,17 +81,22 @@ def run(args) -> int:
 
     print(f"SUV audit ({s['suv_type']}, {s['output_units']}):")
     print(f"  units {s['input_units']}, decay correction {s['decay_correction']}")
-    print(f"  patient weight {f(s['weight_kg'], unit=' kg')}, height {f(s['height_m'], unit=' m')}, sex {s['sex'] or '-'}")
+    height = "-" if s["height_m"] is None else f"{s['height_m'] * 100:g} cm ({s['height_m']:g} m)"
+    print(f"  patient weight {f(s['weight_kg'], unit=' kg')}, height {height}, sex {s['sex'] or '-'}")
+    if s.get("sex_rule"):
+        print(f"  sex rule: {s['sex_rule']}")
     print(f"  injected dose {f(None if s['dose_bq'] is None else s['dose_bq'] / 1e6, '{:.3f}', ' MBq')}"
           f" ({f(s['dose_bq'], '{:.6g}', ' Bq')}), half-life {f(s['half_life_s'], unit=' s')}")
     print(f"  injection time {s['injection_datetime'] or '-'}")
     print(f"  series time {s['series_datetime'] or '-'}, earliest acquisition time {s['acquisition_datetime_earliest'] or '-'}")
-    print(f"  scan (decay reference) time {s['scan_datetime'] or '-'}  [{s['scan_time_rule'] or '-'}]")
+    print(f"  scan (decay reference) time {s['scan_datetime'] or '-'}  [{s['scan_time_rule'] or '-'}; "
+          f"--reference-time {s['reference_time_method']}]")
     print(f"  decay time {f(s['decay_time_s'], '{:.1f}', ' s')}, decay factor {f(s['decay_factor'], '{:.6f}')}, "
           f"decayed dose {f(None if s['decayed_dose_bq'] is None else s['decayed_dose_bq'] / 1e6, '{:.3f}', ' MBq')}")
     fac = s["factors"]
     per = "" if max(fac) - min(fac) <= 1e-12 * abs(max(fac)) else f" (per slice {min(fac):.6g} .. {max(fac):.6g})"
-    per_unit = {"BQML": "g/Bq: SUV per Bq/mL", "CNTS": "SUV per stored unit", "GML": "passed through", "CM2ML": "cm2/mL to m2/L"}
+    per_unit = {"BQML": "g/Bq: SUV per Bq/mL", "CNTS": "SUV per stored unit", "CPS": "SUV per count/s",
+                "GML": "SUV of SUVType to the asked type", "CM2ML": "SUVbsa cm2/mL to the asked type"}
     print(f"  SUV factor {s['factor']:.6g} ({per_unit.get(s['input_units'], 'SUV per stored unit')}){per}")
     for k, v in s["sources"].items():
         print(f"  source of {k}: {v}")

@@ -6,7 +6,7 @@ from petcad.cli._suv_options import add_suv_options, settings_from_args
 from petcad.io.options import add_on_irregular_option
 
 NAME = "suv"
-HELP = "convert a PET DICOM series to SUV (bw, lbm, lbm_janma, bsa, ibw) and write it with the PET geometry"
+HELP = "convert a PET DICOM series to SUV (bw, lbm, lbm_morgan, lbm_janma, bsa, ibw) and write it with the PET geometry"
 
 
 def add_arguments(parser) -> None:
