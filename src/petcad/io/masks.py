@@ -146,10 +146,9 @@ def load_mask(
     """
     path, kind = resolve_path(path)
     if kind == "seg":
-        from petcad.io.seg import list_segments, read_segment
+        from petcad.io.seg import read_segment
 
-        number, _ = resolve_label(path, list_segments(path), label, "segment")
-        return read_segment(path, number, like, frame_of_reference_uid=frame_of_reference_uid)
+        return read_segment(path, label, like, frame_of_reference_uid=frame_of_reference_uid)
     if kind == "rtstruct":
         from petcad.io.rtstruct import list_rois, rtstruct_mask
 

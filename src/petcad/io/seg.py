@@ -48,8 +48,16 @@ def is_seg(ds) -> bool:
     return str(ds.get("SOPClassUID", "")) == SEG_SOP or str(ds.get("Modality", "")) == "SEG"
 
 
+def _highdicom(where):
+    """The highdicom module, or InputError saying how to install it (it is the optional extra ``seg``)."""
+    try:
+        import highdicom
+    except ImportError:
+        raise InputError(where, "DICOM SEG needs highdicom: pip install 'petcad[seg]'") from None
+    return highdicom
+
+
 def _open(path: str | os.PathLike):
-    import highdicom as hd
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -64,6 +72,7 @@ def _open(path: str | os.PathLike):
         raise InputError(path, f"not a readable DICOM file ({type(exc).__name__})") from None
     if not is_seg(ds):
         raise InputError(path, f"not a DICOM SEG (Modality {ds.get('Modality', '?')})")
+    hd = _highdicom(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -106,28 +115,27 @@ def _hd_to_volume(vol) -> Volume:
 
 def read_segment(
     path: str | os.PathLike,
-    number: int,
+    segment: int | str | None,
     like: Volume,
     *,
     frame_of_reference_uid: str | None = None,
     threshold: float = 0.5,
 ) -> Volume:
-    """Segment ``number`` of the SEG at ``path`` as a uint8 0/1 :class:`Volume` on ``like``'s grid.
+    """One segment (a number, a label, or None for the only one) as a uint8 0/1 :class:`Volume` on ``like``'s grid.
 
     A fractional segment is inside where its fraction >= ``threshold``.
     ``frame_of_reference_uid`` is ``like``'s (when it is DICOM): a SEG in another
     frame of reference raises InputError, as do an unknown segment number, an
     empty segment and a segment that lies entirely off ``like``'s grid.
     """
+    from petcad.io.masks import resolve_label
     from petcad.io.rtstruct import check_frame
 
     path = Path(path)
     seg = _open(path)
     info = _info(seg, path)
-    names = dict(info.segments)
-    if number not in names:
-        raise InputError(path, f"no segment number {number} (segments: {_names(info.segments)})")
-    label = f"segment {number} '{names[number]}'"
+    number, name = resolve_label(path, info.segments, segment, "segment")
+    label = f"segment {number} '{name}'"
     check_frame(path, info.frame_of_reference_uid, frame_of_reference_uid)
     src = _segment_volume(seg, number, path, label)
     frac = src.array.astype(np.float32, copy=False)
@@ -165,10 +173,6 @@ def _segment_volume(seg, number: int, path: Path, label: str) -> Volume:
     if vol is None:
         raise InputError(path, f"{label} is empty (no frames)")
     return _hd_to_volume(vol)
-
-
-def _names(labels) -> str:
-    return ", ".join(f"{n} '{s}'" for n, s in labels) or "none"
 
 
 def _box(lo, hi) -> str:
@@ -258,13 +262,13 @@ def write_seg(
     ``series_uid`` / ``modality`` choose the series when the folder holds several.
     Bad input raises InputError and writes nothing; the file appears atomically.
     """
-    import highdicom as hd
     from pydicom.sr.codedict import codes
 
     from petcad import __version__
     from petcad.io.atomic import atomic_path
 
     out = Path(out)
+    hd = _highdicom(out)
     source_series_dir = Path(source_series_dir)
     if not source_series_dir.exists():
         raise InputError(source_series_dir, "no such file or folder")
