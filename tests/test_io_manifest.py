@@ -108,7 +108,7 @@ def test_mistyped_optional_column_is_an_error_naming_known_columns(cohort_dir):
     m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz"],
                        header="patient_id,ct,pet,lesion_id,x,y,z,label,masks")
     with pytest.raises(InputError, match=r"row 1: unknown column 'masks' \(did you mean 'mask'\?\); known columns: "
-                       r"patient_id, ct, pet, lesion_id, x, y, z, label, mask, mask_label"):
+                       r"patient_id, ct, pet, lesion_id, x, y, z, label, mask, mask_label, study_id"):
         read_manifest(m)
     # an unrelated extra column is still ignored
     m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,p1/L1_mask.nii.gz,lymph"],
@@ -219,3 +219,32 @@ def test_commands_that_need_a_ct_say_so_on_a_pet_only_manifest(cohort_dir, capsy
         assert str(m) in err[0] and "2 of 2 studies have no CT (empty ct column)" in err[0] and what in err[0], err[0]
         assert not out.exists()
     assert "--methods" in err[0]
+
+
+def test_mask_label_selects_a_value_of_a_label_image(cohort_dir):
+    arr = np.zeros((10, 10, 10), np.uint8)
+    arr[1:3, 1:3, 1:3] = 1
+    arr[5:8, 5:8, 5:8] = 2
+    write_image(Volume(arr, origin=[-10, -10, -10], spacing=[2, 2, 2]), cohort_dir / "p2" / "labels.nii.gz")
+    m = write_manifest(cohort_dir, ["p2,p2/ct.nii.gz,p2/pet.nii.gz,L2,,,,benign,p2/labels.nii.gz,2",
+                                    "p2,p2/ct.nii.gz,p2/pet.nii.gz,L3,,,,benign,p2/labels.nii.gz,tumour"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,mask,mask_label")
+    with pytest.raises(InputError, match="row 3: mask_label 'tumour': an image mask's label is a voxel value"):
+        load_cohort(m)
+    m.write_text("\n".join(m.read_text().splitlines()[:2]) + "\n")
+    les = load_cohort(m).studies[0].lesions[0]
+    assert int(les.mask.array.sum()) == 27
+    np.testing.assert_allclose(les.center_mm, [-10 + 2 * 6] * 3)
+
+
+def test_study_id_allows_several_studies_of_a_patient(cohort_dir):
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,,base",
+                                    "p1,p2/ct.nii.gz,p2/pet.nii.gz,L2,0,0,0,benign,,follow-up"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,mask,study_id")
+    c = load_cohort(m)
+    assert len(c) == 2 and c.patient_ids() == ["p1", "p1"]
+    m = write_manifest(cohort_dir, ["p1,p1/ct.nii.gz,p1/pet.nii.gz,L1,4,4,4,malignant,,base",
+                                    "p1,p2/ct.nii.gz,p2/pet.nii.gz,L2,0,0,0,benign,,base"],
+                       header="patient_id,ct,pet,lesion_id,x,y,z,label,mask,study_id")
+    with pytest.raises(InputError, match="row 3: study 'base' of patient 'p1' names other ct/pet than in row 2"):
+        read_manifest(m)

@@ -21,7 +21,12 @@ Columns (header row required, order free, extra columns ignored):
   :func:`petcad.io.masks.load_mask` onto the CT grid, or the PET grid of a
   PET-only study, and cropped to its extent).
 * ``mask_label``: which segment / ROI of a SEG or RTSTRUCT ``mask`` (number or
-  name); may be empty when the object holds one only.
+  name; may be empty when the object holds one only), or which voxel value of a
+  label image.
+* ``study_id``: for patients with several studies (e.g. baseline and
+  follow-up): the rows of one ``(patient_id, study_id)`` name the same ``ct``
+  and ``pet``; each pair is loaded as one :class:`~petcad.study.Study`, and
+  cross-validation still groups by ``patient_id``.
 
 A given centre must lie on a voxel of its own mask. Other columns are kept
 out of the way and ignored, except names so close to a known column that they
@@ -49,7 +54,7 @@ from petcad.io.suv import SUVSettings
 from petcad.study import DEFAULT_LABELS, Cohort, Lesion, Study, Volume
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "ct", "pet", "lesion_id", "x", "y", "z", "label")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "mask_label")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "mask_label", "study_id")
 #: columns that may be empty (``x, y, z`` only together, and only with a mask)
 MAY_BE_EMPTY: tuple[str, ...] = ("ct", "x", "y", "z")
 
@@ -67,6 +72,7 @@ class ManifestRow:
     label: str
     mask: Path | None = None
     mask_label: str | int | None = None
+    study_id: str = ""
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -135,7 +141,7 @@ def read_manifest(
 
     rows: list[ManifestRow] = []
     seen: dict[tuple[str, str], int] = {}
-    patient_files: dict[str, tuple[Path, Path, int]] = {}
+    patient_files: dict[tuple[str, str], tuple[Path | None, Path, int]] = {}
     exists_cache: dict[Path, bool] = {}
 
     def exists(p: Path) -> bool:
@@ -183,13 +189,17 @@ def read_manifest(
             for name, p in (("ct", ct), ("pet", pet), ("mask", mask)):
                 if p is not None and not exists(p):
                     raise InputError(where, f"{name} file not found: {p}")
-        prev = patient_files.get(get["patient_id"])
+        study_key = (get["patient_id"], get.get("study_id", ""))
+        prev = patient_files.get(study_key)
         if prev is None:
-            patient_files[get["patient_id"]] = (ct, pet, n)
+            patient_files[study_key] = (ct, pet, n)
         elif (prev[0], prev[1]) != (ct, pet):
-            raise InputError(where, f"patient {get['patient_id']!r} names other ct/pet than in row {prev[2]}")
+            which = f"study {study_key[1]!r} of patient" if study_key[1] else "patient"
+            raise InputError(where, f"{which} {get['patient_id']!r} names other ct/pet than in row {prev[2]}"
+                             + ("" if study_key[1] else " (several studies of a patient: give a study_id column)"))
         rows.append(ManifestRow(row=n, patient_id=get["patient_id"], ct=ct, pet=pet, lesion_id=get["lesion_id"],
-                                center_mm=center, label=label, mask=mask, mask_label=mask_label))
+                                center_mm=center, label=label, mask=mask, mask_label=mask_label,
+                                study_id=get.get("study_id", "")))
     if not rows:
         raise InputError(path, "manifest has no lesion rows")
     return rows
@@ -203,9 +213,13 @@ def _read_mask(row: ManifestRow, manifest: Path, study: Study) -> Volume:
     where = f"{manifest}: row {row.row}"
     if is_image_file(row.mask):
         try:
-            m = read_image(row.mask, modality="mask")
+            m = read_image(row.mask, modality="mask" if row.mask_label is None else "CT")
         except InputError as exc:
             raise InputError(where, f"mask {row.mask}: {exc.problem}") from None
+        if row.mask_label is not None:  # a label image: the voxels of that value
+            if not isinstance(row.mask_label, int):
+                raise InputError(where, f"mask_label {row.mask_label!r}: an image mask's label is a voxel value (a number)")
+            m = Volume((m.array == row.mask_label).astype(np.uint8), m.origin, m.spacing, m.direction)
     else:
         try:
             from petcad.io.masks import load_mask
@@ -303,10 +317,10 @@ def load_cohort(
     """
     manifest = Path(path)
     rows = read_manifest(manifest, allowed_labels=allowed_labels)
-    by_patient: dict[str, list[ManifestRow]] = {}
+    by_study: dict[tuple[str, str], list[ManifestRow]] = {}
     for r in rows:
-        by_patient.setdefault(r.patient_id, []).append(r)
-    items = list(by_patient.items())
+        by_study.setdefault((r.patient_id, r.study_id), []).append(r)
+    items = [(key[0], prow) for key, prow in by_study.items()]
     jobs = [(pid, None if prow[0].ct is None else str(prow[0].ct), str(prow[0].pet), suv, allow_frame_mismatch,
              on_irregular) for pid, prow in items]
     results = map(_load_one, jobs)
