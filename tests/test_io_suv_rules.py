@@ -140,7 +140,7 @@ def test_sex_o_mean_for_computed_types(dro, mask):
 
 def test_normaliser_not_positive_is_an_error(dro):
     # James (male) for a heavy, short patient: 1.10*200 - 128*(200/150)^2 = -7.6 kg
-    with pytest.raises(InputError, match=r"PatientWeight/PatientSize.*-7\.\d+ kg.*normaliser <= 0"):
+    with pytest.raises(InputError, match=r"--weight / --height: .*-7\.\d+ kg.*normaliser <= 0"):
         suv_of(dro, SUVSettings(suv_type="lbm", sex="M", weight_kg=200, height_m=1.5))
     with pytest.raises(InputError, match="normaliser <= 0"):
         body_normalisation("lbm", weight_kg=200, height_m=1.5, sex="O")  # the male half is negative
@@ -434,12 +434,14 @@ def test_cli_weight_grams_and_dose_bq(dro, tmp_path, capsys, test_data, mask):
         (["--weight", "-70"], "--weight", ["positive"]),
         (["--dose", "50000"], "--dose", ["neither a plausible activity in MBq"]),
         (["--dose", "0"], "--dose", ["positive"]),
-        (["--type", "lbm", "--sex", "M", "--weight", "20", "--height", "180"], "PatientWeight/PatientSize",
-         ["above the body weight", "--weight"]),
-        (["--type", "lbm", "--sex", "M", "--weight", "200", "--height", "150"], "PatientWeight/PatientSize",
+        (["--type", "lbm", "--sex", "M", "--weight", "20", "--height", "180"], "--weight / --height",
+         ["above the body weight"]),
+        (["--type", "lbm", "--sex", "M", "--weight", "200", "--height", "150"], "--weight / --height",
          ["normaliser <= 0"]),
+        (["--type", "lbm", "--sex", "M", "--weight", "300"], "--weight / PatientSize (0010,1020)", ["normaliser <= 0"]),
     ],
-    ids=["height-18", "height-300", "weight-850", "weight-negative", "dose-50000", "dose-0", "lbm-above-weight", "lbm-negative"],
+    ids=["height-18", "height-300", "weight-850", "weight-negative", "dose-50000", "dose-0", "lbm-above-weight", "lbm-negative",
+         "lbm-negative-header-height"],
 )
 def test_cli_bad_values(dro, tmp_path, capsys, opts, option, contains):
     assert_bad_option(capsys, dro, tmp_path, option, *opts, contains=contains)

@@ -773,7 +773,12 @@ class _Conversion:
         try:
             norm = body_normalisation(suv_type, weight_kg=weight, height_m=self.body.height_m, sex=self.body.sex)
         except InputError as exc:
-            raise InputError(f"{self.where}: {exc.where}", exc.problem) from None
+            where = exc.where
+            if where == "PatientWeight/PatientSize":  # name where the values came from
+                w = "--weight" if self.sources.get("weight") == "override" else "PatientWeight (0010,1030)"
+                h = "--height" if self.sources.get("height") == "override" else "PatientSize (0010,1020)"
+                where = f"{w} / {h}"
+            raise InputError(f"{self.where}: {where}", exc.problem) from None
         if norm.sex_rule and norm.sex_rule not in self.notes:
             self.sex_rule = norm.sex_rule if self.sex_rule is None else f"{self.sex_rule}; {norm.sex_rule}"
             self.note(norm.sex_rule)
