@@ -480,8 +480,9 @@ def read_series(
     direction = np.stack([row / np.linalg.norm(row), col / np.linalg.norm(col), normal], axis=1)
     volume = Volume(array=np.ascontiguousarray(arr, dtype=np.float32), origin=pos[0],
                     spacing=np.array([sp_i, sp_j, sp_k]), direction=direction)
-    for n in notes:
-        warnings.warn(n, stacklevel=2)
+    where = str(Path(folder))
+    for n in notes:  # the warning names the folder; DicomSeries.notes keep the bare text for the audit
+        warnings.warn(n if n.startswith(where) else f"{where}: {n}", stacklevel=2)
     return DicomSeries(volume=volume, datasets=datasets, info=info, slice_positions_mm=proj - 0.0,
                        notes=notes, resampled=resample)
 
