@@ -5,6 +5,10 @@ chooses the hyper-parameters on a small grid by inner patient-grouped cross-vali
 (``StratifiedGroupKFold``, AUC of the pooled inner out-of-fold predictions) on the
 training lesions only, then sets the decision threshold by Youden's J on those same inner
 out-of-fold predictions (never on the test fold), and refits on all training lesions.
+
+More than two classes (``y`` = 0..K-1): the same pipelines as K-class classifiers (the SVM's Platt
+scaling one-vs-rest, normalised), tuned on the macro one-vs-rest AUC of the inner out-of-fold
+predictions; the prediction is the most probable class (no threshold).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from petcad.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,10 @@ CLASSICAL: dict[str, MethodSpec] = {
         {"clf__alpha": [1e-2, 1.0]},
     ),
 }
+
+
+#: lesions of every class a method needs in its training data (the SVM's 3-fold Platt scaling)
+MIN_PER_CLASS = {"svm": 3}
 
 
 def make_pipeline(method: str, seed: int = 0) -> Pipeline:
@@ -102,22 +112,39 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def _inner_splits(self, y, groups):
-        n_pos_groups = np.unique(groups[y == 1]).size
-        n_neg_groups = np.unique(groups[y == 0]).size
-        k = min(self.inner_splits, n_pos_groups, n_neg_groups)
+        classes = np.unique(y)
+        k = min([self.inner_splits] + [np.unique(groups[y == c]).size for c in classes])
         if k < 2:
             return []
         cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.seed)
         splits = [(tr, te) for tr, te in cv.split(np.zeros((y.size, 1)), y, groups)]
-        return [s for s in splits if np.unique(y[s[0]]).size == 2]
+        need = MIN_PER_CLASS.get(self.method, 1)
+        return [s for s in splits if np.unique(y[s[0]]).size == classes.size
+                and np.bincount(y[s[0]], minlength=classes.size).min() >= need]
+
+    @staticmethod
+    def _score(y, oof) -> float:
+        """AUC (binary, of column 1) or macro one-vs-rest AUC of out-of-fold probabilities."""
+        if oof.shape[1] == 2:
+            return roc_auc_score(y, oof[:, 1]) if np.unique(y).size == 2 else 0.5
+        from petcad.evaluation.multiclass import macro_ovr_auc
+
+        auc = macro_ovr_auc(y, oof)
+        return 0.5 if np.isnan(auc) else auc
 
     def fit(self, X, y, groups=None):
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y).astype(int)
         groups = np.arange(y.size) if groups is None else np.asarray(groups)
+        need, fewest = MIN_PER_CLASS.get(self.method, 1), int(np.bincount(y).min())
+        if fewest < need:
+            raise InputError("manifest", f"{self.method} needs at least {need} training lesions of every class, a training "
+                                         f"fold has {fewest} of class {int(np.argmin(np.bincount(y)))}; use fewer folds "
+                                         "or leave the method out")
         base = make_pipeline(self.method, self.seed)
         grid = list(ParameterGrid(CLASSICAL[self.method].grid))
         splits = self._inner_splits(y, groups)
+        K = int(y.max()) + 1
         best, best_auc, best_oof = grid[0], -np.inf, None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -126,26 +153,32 @@ class TunedClassifier(ClassifierMixin, BaseEstimator):
                 for _, te in splits:
                     covered[te] = True
                 for params in grid:
-                    oof = np.full(y.size, np.nan)
+                    oof = np.full((y.size, max(K, 2)), np.nan)
                     for tr, te in splits:
                         est = clone(base).set_params(**params).fit(X[tr], y[tr])
-                        oof[te] = est.predict_proba(X[te])[:, 1]
-                    auc = roc_auc_score(y[covered], oof[covered]) if np.unique(y[covered]).size == 2 else 0.5
+                        oof[te] = est.predict_proba(X[te])
+                    auc = self._score(y[covered], oof[covered])
                     if auc > best_auc:
                         best, best_auc, best_oof = params, auc, oof
             self.best_params_ = dict(best)
             self.inner_auc_ = float(best_auc) if best_oof is not None else float("nan")
-            if best_oof is not None:
-                ok = ~np.isnan(best_oof)
-                self.threshold_ = youden_threshold(y[ok], best_oof[ok])
+            if K > 2:
+                self.threshold_ = float("nan")  # the most probable class
+            elif best_oof is not None:
+                ok = ~np.isnan(best_oof[:, 1])
+                self.threshold_ = youden_threshold(y[ok], best_oof[ok, 1])
             else:
                 self.threshold_ = 0.5
             self.estimator_ = clone(base).set_params(**best).fit(X, y)
-        self.classes_ = np.array([0, 1])
+        self.classes_ = np.arange(max(K, 2))
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        """``(n, K)``: column k = P(class k) (binary: column 1 = malignant)."""
         return self.estimator_.predict_proba(np.asarray(X, dtype=np.float64))
 
     def predict(self, X) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= self.threshold_).astype(int)
+        p = self.predict_proba(X)
+        if p.shape[1] > 2:
+            return p.argmax(axis=1).astype(int)
+        return (p[:, 1] >= self.threshold_).astype(int)

@@ -8,6 +8,9 @@
   features) of the training lesions feeds the classical SVM / RF
   (:class:`petcad.evaluation.classifiers.TunedClassifier`, tuned and thresholded inside
   the training lesions), which then predicts the test lesions' deep features.
+
+More than two labels: K-output networks (``table.classes``), the probabilities of every
+class are returned ``(n_test, K)`` and the threshold is NaN (the most probable class).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ NETWORK_OF = {"cnn": "wang2017", "cnn-svm": "wang2017", "cnn-rf": "wang2017", "m
 
 
 def run(cohort, table, folds, methods, settings, progress: bool = False):
-    """Yield ``(method, repeat, fold, probabilities of the test lesions, threshold)`` for every CNN method and fold."""
+    """``(method, repeat, fold, probabilities of the test lesions, threshold)`` for every CNN method and fold.
+
+    Probabilities: P(positive) ``(n_test,)`` for two classes, ``(n_test, K)`` for more.
+    """
     from petcad.models.data import LesionData
     from petcad.models.estimator import CNNClassifier
     from petcad.patches.cache import LesionCache
@@ -29,7 +35,8 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     feats = table.diagnostic  # missing values are imputed inside each training fold (FeatureScaler)
     data = LesionData(cache=cache, y=table.y, groups=table.patient_id, features=feats,
                       feature_names=table.diagnostic_names, lesion_ids=np.asarray(table.lesion_id, dtype=str),
-                      normalization=settings.cnn_normalization)
+                      normalization=settings.cnn_normalization, classes=table.classes)
+    binary = len(table.classes) == 2
     nets = sorted({NETWORK_OF[m] for m in methods})
     tasks = [(net, f) for f in folds for net in nets]
     it = tasks
@@ -43,12 +50,13 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
                             min_samples_per_epoch=settings.cnn_samples_per_epoch, threads=settings.n_jobs,
                             device="auto", dihedral=settings.cnn_dihedral, dropout=settings.cnn_dropout)
         clf.fit(data, f.train)
-        p = clf.predict_proba(data, f.test)[:, 1]
+        p = clf.predict_proba(data, f.test)
+        p = p[:, 1] if binary else p
         for m in methods:
             if NETWORK_OF[m] != net:
                 continue
             if m in ("cnn", "multiview", "hybrid"):
-                out.append((m, f.repeat, f.fold, p, 0.5))
+                out.append((m, f.repeat, f.fold, p, 0.5 if binary else float("nan")))
         deep = [m for m in methods if m in ("cnn-svm", "cnn-rf") and NETWORK_OF[m] == net]
         if deep:
             z_tr = clf.deep_features(data, f.train)
@@ -57,5 +65,6 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
                 tc = TunedClassifier("svm" if m == "cnn-svm" else "rf", inner_splits=settings.inner_splits,
                                      seed=settings.seed + 1000 * f.repeat + f.fold)
                 tc.fit(z_tr, table.y[f.train], table.patient_id[f.train])
-                out.append((m, f.repeat, f.fold, tc.predict_proba(z_te)[:, 1], tc.threshold_))
+                q = tc.predict_proba(z_te)
+                out.append((m, f.repeat, f.fold, q[:, 1] if binary else q, tc.threshold_))
     return out

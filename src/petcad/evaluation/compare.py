@@ -2,8 +2,12 @@
 
 Protocol (docs/evaluation.md):
 
-* Lesions labelled ``benign`` (0) or ``malignant`` (1) take part; other labels (e.g.
-  ``primary``) are left out and counted in the report's notes.
+* Labels (:mod:`petcad.models.labels`): every label of the manifest takes part, or those of
+  ``CompareSettings.labels`` (the rest are left out and counted in the report's notes). Two
+  labels: the binary comparison, ``positive`` (default ``malignant``) = 1. More than two: a
+  K-class comparison (every classifier and network K-class; one-vs-rest and macro AUC with
+  DeLong intervals, per-class sensitivity, a K x K confusion table; see
+  :mod:`petcad.evaluation.multiclass`).
 * Folds: :func:`petcad.evaluation.folds.repeated_group_folds` (patients as groups),
   computed once; every method sees exactly the same folds (paired comparison).
 * Classical methods: :class:`petcad.evaluation.classifiers.TunedClassifier` (grid search
@@ -66,7 +70,9 @@ class CompareSettings:
     epochs per fold, each of at least ``cnn_samples_per_epoch`` augmented samples;
     ``cnn_normalization``, ``cnn_dihedral`` and ``cnn_dropout`` as in
     :class:`petcad.models.estimator.CNNClassifier`; ``n_jobs`` parallel workers for the
-    classical methods; ``n_boot`` patient-cluster bootstrap replicates.
+    classical methods; ``n_boot`` patient-cluster bootstrap replicates; ``labels`` the labels
+    taking part (empty = all of the manifest's); ``positive`` the positive one of two labels
+    (None = ``malignant``; an error with more than two).
     """
 
     methods: tuple[str, ...] = tuple(CLASSICAL)
@@ -83,8 +89,8 @@ class CompareSettings:
     n_jobs: int = 2
     n_boot: int = 2000
     level: float = 0.95
-    positive: str = "malignant"
-    negative: str = "benign"
+    positive: str | None = None
+    labels: tuple[str, ...] = ()
     delineation: DelineationSettings = field(default_factory=DelineationSettings)
 
     def __post_init__(self) -> None:
@@ -101,23 +107,25 @@ class CompareSettings:
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["methods"] = list(self.methods)
+        d["labels"] = list(self.labels)
         return d
 
 
 @dataclass
 class LesionTable:
-    """The lesions taking part, their labels (0/1), patients and feature matrix."""
+    """The lesions taking part, their labels (class indices into ``classes``), patients and feature matrix."""
 
     patient_id: np.ndarray
     lesion_id: np.ndarray
     label: np.ndarray  # label strings
-    y: np.ndarray  # 0/1
+    y: np.ndarray  # class index (binary: 0/1, 1 = positive)
     X: np.ndarray
     feature_names: list[str]
     sources: list[str]
     index: np.ndarray  # position of each lesion in cohort.iter_lesions() order
     diagnostic: np.ndarray | None = None  # the 13 diagnostic features (for the hybrid CNN)
     diagnostic_names: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
 
 
 @dataclass
@@ -125,8 +133,8 @@ class ComparisonResult:
     settings: CompareSettings
     lesions: LesionTable
     folds: list[Fold]
-    probabilities: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions)
-    predictions: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions) 0/1 at the training-chosen threshold
+    probabilities: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions) P(positive), or (.., K) for K classes
+    predictions: dict[str, np.ndarray]  # method -> (n_repeats, n_lesions) class (binary: at the training-chosen threshold)
     thresholds: dict[str, np.ndarray]  # method -> (n_repeats, n_splits)
     table: list[dict]
     best: str
@@ -134,17 +142,24 @@ class ComparisonResult:
     notes: list[str]
     summary: dict
     versions: dict[str, str]
+    classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)  # K classes: method -> mean (K, K) counts
+
+    @property
+    def multiclass(self) -> bool:
+        return len(self.classes) > 2
 
 
 # --------------------------------------------------------------------------- lesions and features
-def select_lesions(cohort: Cohort, positive: str = "malignant", negative: str = "benign") -> tuple[np.ndarray, list[str]]:
-    """Indices (``iter_lesions`` order) of lesions labelled ``positive`` / ``negative``, and notes on the rest."""
+def select_lesions(cohort: Cohort, classes) -> tuple[np.ndarray, list[str]]:
+    """Indices (``iter_lesions`` order) of lesions labelled one of ``classes``, and notes on the rest."""
     labels = np.asarray(cohort.labels(), dtype=object)
-    keep = np.flatnonzero((labels == positive) | (labels == negative))
+    inside = np.isin(labels.astype(str), list(classes))
+    keep = np.flatnonzero(inside)
     notes = []
-    other, counts = np.unique(labels[~np.isin(labels, [positive, negative])].astype(str), return_counts=True)
+    other, counts = np.unique(labels[~inside].astype(str), return_counts=True)
     for lab, c in zip(other, counts):
-        notes.append(f"{c} lesion(s) labelled '{lab}' left out (only '{negative}' vs '{positive}' is compared)")
+        notes.append(f"{c} lesion(s) labelled '{lab}' left out (only {', '.join(map(repr, classes))} are compared)")
     return keep, notes
 
 
@@ -191,11 +206,12 @@ def check_features(X: np.ndarray, names: list[str], lesion_ids, where: str = "fe
 
 
 def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = False) -> tuple[LesionTable, Cohort, list[str]]:
-    """Select the benign/malignant lesions, compute their features; returns the table, the
+    """Select the lesions of the compared labels, compute their features; returns the table, the
     filtered cohort (same studies, only those lesions) and notes."""
-    keep, notes = select_lesions(cohort, settings.positive, settings.negative)
-    if keep.size == 0:
-        raise InputError("manifest", f"no lesion labelled '{settings.negative}' or '{settings.positive}'")
+    from petcad.models.labels import encode, resolve_classes
+
+    classes = list(resolve_classes(cohort.labels(), positive=settings.positive, keep=settings.labels or None))
+    keep, notes = select_lesions(cohort, classes)
     keep_set = set(keep.tolist())
     studies, pos = [], 0
     for s in cohort.studies:
@@ -211,10 +227,7 @@ def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = 
     pids = np.array([les.patient_id for _, les in pairs], dtype=object)
     lids = np.array([les.lesion_id for _, les in pairs], dtype=object)
     labels = np.array([les.label for _, les in pairs], dtype=object)
-    y = (labels == settings.positive).astype(int)
-    if np.unique(y).size < 2:
-        raise InputError("manifest", f"only one class present ({labels[0]}); a comparison needs both "
-                                     f"'{settings.negative}' and '{settings.positive}' lesions")
+    y = encode(labels, classes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         names, X, sources, D = compute_feature_matrix(sub, settings.features, settings.delineation, progress)
@@ -226,15 +239,15 @@ def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = 
     from petcad.features.diagnostic import FEATURE_NAMES
 
     D = np.where(np.isfinite(D), D, np.nan)
-    return LesionTable(pids, lids, labels, y, X, names, sources, keep, D, list(FEATURE_NAMES)), sub, notes
+    return LesionTable(pids, lids, labels, y, X, names, sources, keep, D, list(FEATURE_NAMES), classes), sub, notes
 
 
 # --------------------------------------------------------------------------- fitting
 def _classical_task(method: str, X, y, groups, fold: Fold, inner_splits: int, seed: int):
     clf = TunedClassifier(method, inner_splits=inner_splits, seed=seed + 1000 * fold.repeat + fold.fold)
     clf.fit(X[fold.train], y[fold.train], groups[fold.train])
-    p = clf.predict_proba(X[fold.test])[:, 1]
-    return method, fold.repeat, fold.fold, p, clf.threshold_
+    p = clf.predict_proba(X[fold.test])
+    return method, fold.repeat, fold.fold, p[:, 1] if p.shape[1] == 2 else p, clf.threshold_
 
 
 def run_classical(table: LesionTable, folds: list[Fold], methods, settings: CompareSettings, progress: bool = False):
@@ -320,7 +333,9 @@ def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progr
                                  where="manifest")
     n = table.y.size
     R, K = settings.n_repeats, settings.n_splits
-    probs = {m: np.full((R, n), np.nan) for m in settings.methods}
+    C = len(table.classes)
+    shape = (R, n) if C == 2 else (R, n, C)
+    probs = {m: np.full(shape, np.nan) for m in settings.methods}
     thr = {m: np.full((R, K), np.nan) for m in settings.methods}
 
     classical = [m for m in settings.methods if m in CLASSICAL]
@@ -337,31 +352,45 @@ def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progr
             probs[m][r, fold_of[(r, k)].test] = p
             thr[m][r, k] = th
         timings["cnn_s"] = time.perf_counter() - t
-    preds = {}
-    for m in settings.methods:
-        if np.isnan(probs[m]).any():
-            raise RuntimeError(f"{m}: some lesions got no out-of-fold prediction")
-        th_lesion = np.empty((R, n))
-        for f in folds:
-            th_lesion[f.repeat, f.test] = thr[m][f.repeat, f.fold]
-        preds[m] = (probs[m] >= th_lesion).astype(int)
+    preds = {m: _predictions(probs[m], thr[m], folds) for m in settings.methods}
 
     t = time.perf_counter()
-    rows, best = summarise(table.y, table.patient_id, probs, preds, R, settings.level, settings.n_boot, settings.seed)
+    confusion = {}
+    if C == 2:
+        rows, best = summarise(table.y, table.patient_id, probs, preds, R, settings.level, settings.n_boot, settings.seed)
+    else:
+        from petcad.evaluation.multiclass import summarise_multiclass
+
+        rows, best, confusion = summarise_multiclass(table.y, table.patient_id, probs, preds, table.classes,
+                                                     settings.level, settings.n_boot, settings.seed)
     timings["statistics_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
     per_patient = np.unique(table.patient_id, return_counts=True)[1]
     src, src_n = np.unique(np.asarray(table.sources), return_counts=True)
+    counts = np.bincount(table.y, minlength=C)
     summary = {
         "patients": int(per_patient.size),
         "lesions": int(n),
-        "malignant": int(table.y.sum()),
-        "benign": int(n - table.y.sum()),
+        "classes": list(table.classes),
+        "class_counts": {c: int(k) for c, k in zip(table.classes, counts)},
         "lesions_per_patient_median": float(np.median(per_patient)),
         "lesions_per_patient_max": int(per_patient.max()),
         "features": len(table.feature_names),
         "delineation": {str(s): int(c) for s, c in zip(src, src_n)},
     }
     versions = software_versions(with_torch=bool(cnn), with_mirp=settings.features != "diagnostic")
-    return ComparisonResult(settings, table, folds, probs, preds, thr, rows, best, timings, notes, summary, versions)
+    return ComparisonResult(settings, table, folds, probs, preds, thr, rows, best, timings, notes, summary, versions,
+                            list(table.classes), confusion)
+
+
+def _predictions(P: np.ndarray, thr: np.ndarray, folds: list[Fold]) -> np.ndarray:
+    """Class per repeat and lesion: binary, P >= the fold's threshold; K classes, the most probable."""
+    if np.isnan(P).any():
+        raise RuntimeError("some lesions got no out-of-fold prediction")
+    if P.ndim == 3:
+        return P.argmax(axis=2)
+    th_lesion = np.empty(P.shape)
+    for f in folds:
+        th_lesion[f.repeat, f.test] = thr[f.repeat, f.fold]
+    return (P >= th_lesion).astype(int)

@@ -78,6 +78,19 @@ def cluster_bootstrap_auc(y_true, score, groups, n_boot: int = 2000, seed: int =
     unlike DeLong's, which assumes independent lesions. Replicates with one class
     only are dropped. ``seed`` fixes the resampling.
     """
+    aucs = cluster_bootstrap_replicates(y_true, score, groups, n_boot, seed)
+    aucs = aucs[np.isfinite(aucs)]
+    a = (1 - level) / 2
+    point = float(auc_fast(binary_labels(y_true), np.asarray(score, dtype=np.float64))[0])
+    return Estimate(point, float(np.quantile(aucs, a)), float(np.quantile(aucs, 1 - a)), level)
+
+
+def cluster_bootstrap_replicates(y_true, score, groups, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """The ``n_boot`` patient-resampled AUCs (NaN for a replicate with one class only).
+
+    The resampled patients depend only on ``seed`` and the patients, so calls with the
+    same ``seed`` and ``groups`` (e.g. the one-vs-rest AUCs of K classes) share replicates.
+    """
     y = binary_labels(y_true)
     s = np.asarray(score, dtype=np.float64)
     _, g = np.unique(np.asarray(groups), return_inverse=True)
@@ -99,8 +112,7 @@ def cluster_bootstrap_auc(y_true, score, groups, n_boot: int = 2000, seed: int =
     below = np.cumsum(neg_by_val, axis=1) - neg_by_val
     num = (wp * (below[:, idx] + 0.5 * neg_by_val[:, idx])).sum(axis=1)
     den = wp.sum(axis=1) * wn.sum(axis=1)
+    aucs = np.full(n_boot, np.nan)
     ok = den > 0
-    aucs = num[ok] / den[ok]
-    a = (1 - level) / 2
-    point = float(auc_fast(y, s)[0])
-    return Estimate(point, float(np.quantile(aucs, a)), float(np.quantile(aucs, 1 - a)), level)
+    aucs[ok] = num[ok] / den[ok]
+    return aucs

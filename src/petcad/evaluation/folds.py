@@ -26,7 +26,7 @@ def check_design(y, groups, n_splits: int, where: str = "cohort") -> None:
     classes = np.unique(y)
     if classes.size < 2:
         raise InputError(where, f"only one class present ({classes[0] if classes.size else 'none'}); "
-                                "a benign/malignant comparison needs lesions of both classes")
+                                "a comparison needs lesions of at least two classes")
     n_pat = np.unique(np.asarray(groups)).size
     if n_splits < 2:
         raise InputError(where, f"--folds must be at least 2, got {n_splits}")
@@ -44,14 +44,15 @@ def repeated_group_folds(y, groups, n_splits: int = 10, n_repeats: int = 10, see
     y = np.asarray(y)
     groups = np.asarray(groups)
     check_design(y, groups, n_splits, where)
+    n_classes = np.unique(y).size
     folds: list[Fold] = []
     X = np.zeros((y.size, 1))
     for r in range(n_repeats):
         cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
         for f, (tr, te) in enumerate(cv.split(X, y, groups)):
-            if np.unique(y[tr]).size < 2:
-                raise InputError(where, f"repeat {r} fold {f}: the training set has one class only; "
-                                        "use fewer folds")
+            if np.unique(y[tr]).size < n_classes:
+                what = "one class only" if np.unique(y[tr]).size < 2 else "not every class"
+                raise InputError(where, f"repeat {r} fold {f}: the training set has {what}; use fewer folds")
             folds.append(Fold(r, f, np.sort(tr), np.sort(te)))
     return folds
 

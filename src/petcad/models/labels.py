@@ -49,8 +49,8 @@ def resolve_classes(labels: Iterable[str], *, positive: str | None = None, keep:
     else:
         chosen = present
     if len(chosen) < 2:
-        raise InputError(where, f"one label only ({', '.join(chosen) or 'none'}): training and comparison need at "
-                                "least two classes")
+        raise InputError(where, f"only one class present ({', '.join(chosen) or 'none'}): training and comparison "
+                                "need lesions of at least two labels")
     if len(chosen) == 2:
         pos = POSITIVE_LABEL if positive is None else str(positive)
         if pos not in chosen:
