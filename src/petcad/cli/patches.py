@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from petcad.io.options import add_on_irregular_option
+
 NAME = "patches"
 HELP = "export 2.5D tri-planar CT/PET patches per lesion (npz, optional labelled PNG panels)"
 DESCRIPTION = (
@@ -46,6 +48,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--png", action="store_true", help="also write DIR/<lesion_id>.png (first variant)")
     parser.add_argument("--lang", choices=("en", "zh"), default="en", help="panel language (default en)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random policy (default 0)")
+    add_on_irregular_option(parser)
 
 
 def run(args) -> int:
@@ -89,7 +92,7 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder")
     t0 = time.perf_counter()
-    cohort = load_cohort(args.manifest)
+    cohort = load_cohort(args.manifest, on_irregular=args.on_irregular)
     require_ct(cohort, args.manifest, "2.5D tri-planar patches (CT and PET planes)")
     cache = LesionCache.from_cohort(cohort, size=args.size, spacing_mm=args.spacing, max_rotation_deg=max_rot,
                                     max_shift_mm=max_shift_mm, with_mask=args.mask)
