@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from petcad.io.options import add_on_irregular_option
+
 NAME = "compare"
 HELP = "compare classifiers (RF, SVM, AdaBoost, BP-ANN, CNNs) on a cohort with one fair cross-validation"
 DESCRIPTION = (
@@ -43,6 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("manifest", help="cohort manifest CSV (patient_id, ct, pet, lesion_id, x, y, z, label[, mask])")
     parser.add_argument("--out", required=True, help="report folder (created)")
     add_common_arguments(parser, folds=10, repeats=10, methods=DEFAULT_METHODS, cnn_epochs=10)
+    add_on_irregular_option(parser)
 
 
 def settings_from_args(args):
@@ -92,7 +95,8 @@ def run(args) -> int:
     if not Path(args.manifest).is_file():
         raise InputError(args.manifest, "manifest not found")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"petcad: warning: {msg}\n"
-    cohort = load_cohort(args.manifest, allowed_labels=None, progress=not args.no_progress)
+    cohort = load_cohort(args.manifest, allowed_labels=None, progress=not args.no_progress,
+                         on_irregular=args.on_irregular)
     _check_pet_only(cohort, settings, args.manifest)
     return run_and_report(cohort, settings, args.out, args.lang, progress=not args.no_progress)
 
