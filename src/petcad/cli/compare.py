@@ -10,8 +10,10 @@ DESCRIPTION = (
     "Compute lesion features, run every method through the same repeated patient-grouped stratified "
     "k-fold cross-validation and write REPORT_DIR/table.csv, table.md, predictions.csv, roc.png, "
     "calibration.png, settings.json and report.html (self-contained). The table is printed at the end. "
-    "Lesions labelled other than benign/malignant are left out (said in the report). Stops with exit "
-    "status 2 on a manifest with one class only or fewer patients than folds."
+    "Every label of the manifest takes part (or those of --labels; the rest are left out, said in the report): "
+    "two labels are the binary comparison (--positive, default malignant); more than two a K-class one "
+    "(one-vs-rest and macro AUC with DeLong intervals, per-class sensitivity, K x K confusion table, "
+    "confusion.csv). Stops with exit status 2 on a manifest with one class only or fewer patients than folds."
 )
 
 DEFAULT_METHODS = "rf,svm,adaboost,mlp"
@@ -38,6 +40,10 @@ def add_common_arguments(parser, folds: int, repeats: int, methods: str, cnn_epo
     parser.add_argument("--suv-threshold", type=float, default=2.5, help="SUV threshold of --delineation suv (default 2.5)")
     parser.add_argument("--fraction", type=float, default=0.40, help="fraction of SUVmax of --delineation fraction (default 0.40)")
     parser.add_argument("--bootstrap", type=int, default=2000, help="patient-cluster bootstrap replicates (default 2000)")
+    parser.add_argument("--labels", default=None, metavar="A,B[,C...]",
+                        help="only these labels take part (default: every label of the manifest); more than two = K-class")
+    parser.add_argument("--positive", default=None, metavar="LABEL",
+                        help="the positive label of a two-label comparison (default malignant)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -64,10 +70,13 @@ def settings_from_args(args):
         dl = DelineationSettings(method=args.delineation, suv_threshold=args.suv_threshold, fraction=args.fraction)
     except ValueError as exc:
         raise InputError("--fraction", str(exc)) from None
+    labels = tuple(x.strip() for x in (args.labels or "").split(",") if x.strip())
+    if args.labels is not None and len(labels) < 2:
+        raise InputError("--labels", f"give at least two labels, comma-separated (got {args.labels!r})")
     return CompareSettings(methods=methods, n_splits=args.folds, n_repeats=args.repeats, seed=args.seed,
                            features=args.features, cnn_epochs=args.cnn_epochs,
                            cnn_samples_per_epoch=args.cnn_samples_per_epoch, n_jobs=args.jobs,
-                           n_boot=args.bootstrap, delineation=dl)
+                           n_boot=args.bootstrap, delineation=dl, labels=labels, positive=args.positive)
 
 
 def run_and_report(cohort, settings, out, lang: str, progress: bool, extra_notes=None) -> int:
@@ -77,9 +86,17 @@ def run_and_report(cohort, settings, out, lang: str, progress: bool, extra_notes
     result = compare(cohort, settings, progress=progress)
     paths = write_report(result, out, lang=lang, extra_notes=extra_notes)
     print()
-    print(table_text(result.table))
+    if result.multiclass:
+        from petcad.evaluation.report_multiclass import table_text as multiclass_text
+
+        print(multiclass_text(result))
+    else:
+        print(table_text(result.table))
+    counts = result.summary["class_counts"]
+    what = (f"{counts[result.classes[1]]} {result.classes[1]}" if len(result.classes) == 2
+            else ", ".join(f"{c} {n}" for c, n in counts.items()))
     print(f"\nbest: {result.best}; {result.summary['patients']} patients, {result.summary['lesions']} lesions "
-          f"({result.summary['malignant']} malignant); {settings.n_splits} folds x {settings.n_repeats} repeats")
+          f"({what}); {settings.n_splits} folds x {settings.n_repeats} repeats")
     print(f"report: {paths['report.html']}")
     return 0
 

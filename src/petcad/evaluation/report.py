@@ -297,6 +297,10 @@ def write_report(result, out_dir, lang: str = "en", extra_notes: list[str] | Non
     from petcad.i18n import check_lang
 
     check_lang(lang)
+    if getattr(result, "multiclass", False):  # more than two labels
+        from petcad.evaluation.report_multiclass import write_report as write_multiclass
+
+        return write_multiclass(result, out_dir, lang, extra_notes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {n: out / n for n in ("table.csv", "table.md", "predictions.csv", "roc.png", "calibration.png",
