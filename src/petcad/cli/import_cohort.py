@@ -75,4 +75,6 @@ def run(args) -> int:
     for what in ("masks", "negatives"):
         if what in written:
             print(f"  {what}: {written[what]}")
+    if labels:
+        print(f"check it: petcad manifest {written['manifest']} --labels {','.join(sorted(labels))}")
     return 0

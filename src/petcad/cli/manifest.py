@@ -12,7 +12,7 @@ HELP = "check a cohort manifest (row-numbered errors), load every study, and sum
 def add_arguments(parser) -> None:
     parser.add_argument("manifest", metavar="MANIFEST", help="cohort CSV: patient_id, ct, pet, lesion_id, x, y, z, label[, mask, mask_label]; "
                         "ct may be empty (PET-only), x, y, z may be empty when a mask is given")
-    parser.add_argument("--labels", metavar="A,B", help="allowed labels, comma-separated (default: benign,malignant)")
+    parser.add_argument("--labels", metavar="A,B", help="allowed labels, comma-separated, or 'any' (default: benign,malignant)")
     parser.add_argument("--rows-only", action="store_true", help="validate the rows and files only; do not load images")
     parser.add_argument("--allow-frame-mismatch", action="store_true",
                         help="accept CT and PET with different FrameOfReferenceUIDs")
@@ -31,6 +31,8 @@ def run(args) -> int:
     from petcad.study import DEFAULT_LABELS
 
     labels = DEFAULT_LABELS if not args.labels else tuple(x.strip() for x in args.labels.split(",") if x.strip())
+    if labels == ("any",):
+        labels = None
     t0 = time.perf_counter()
     rows = read_manifest(args.manifest, allowed_labels=labels)
     out = {

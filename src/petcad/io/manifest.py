@@ -166,7 +166,8 @@ def read_manifest(
         get = {k: values[i].strip() for k, i in col.items()}
         for c in REQUIRED_COLUMNS:
             if not get[c] and c not in MAY_BE_EMPTY:
-                raise InputError(where, f"empty {c}")
+                raise InputError(where, f"empty {c}" + (": every lesion needs a PET (a study without PET cannot be "
+                                                        "used; give its PET or remove the row)" if c == "pet" else ""))
         center = _parse_centre(where, get, bool(get.get("mask")))
         if get.get("mask_label") and not get.get("mask"):
             raise InputError(where, "mask_label given without a mask")
