@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"petcad: warning: {message}", file=sys.stderr)
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    return f"petcad: warning: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,10 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # one line on stderr, no source line (pytest.warns still records)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning  # one line on stderr, no source line
-            return int(args._run(args) or 0)
+        return int(args._run(args) or 0)
     except InputError as exc:
         print(f"petcad: error: {exc}", file=sys.stderr)
         return 2
@@ -76,3 +76,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        warnings.formatwarning = formatwarning
