@@ -150,3 +150,16 @@ def test_dro_rtstruct_agrees_with_mirp(test_data):
     assert theirs.shape == ours.shape
     print(f"DRO_0_0: petcad {ours.sum()} voxels, MIRP {theirs.sum()}, Dice {dice(ours, theirs):.4f}")
     assert dice(ours, theirs) > 0.999 and abs(int(ours.sum()) - int(theirs.sum())) < 0.001 * theirs.sum()
+
+
+def test_grid_orientation_does_not_change_the_mask():
+    """The same ROI on a grid whose j and k axes run backwards gives the same voxels in physical space."""
+    roi = ROI(1, "sq", "", [square(1.5, 5.5, 2.5, 7.5, z) for z in (2.0, 3.0, 4.0, 5.0)] + [square(3.2, 4.8, 4.2, 5.8, 3.0)])
+    a = grid(origin=(0.0, 0.0, 0.0))
+    flipped = Volume(array=np.zeros((10, 12, 12), np.float32), origin=(0.0, 11.0, 9.0), spacing=(1.0, 1.0, 1.0),
+                     direction=np.diag([1.0, -1.0, -1.0]))
+    ma = rasterise_roi(roi, a)
+    mb = rasterise_roi(roi, flipped)
+    assert ma.sum() == mb.sum() > 0
+    assert np.array_equal(ma, mb[::-1, ::-1, :])
+    assert ma[3].sum() == 4 * 5 - 1 and ma[3, 5, 4] == 0  # plane z = 3 has a hole holding one centre (i 4, j 5)

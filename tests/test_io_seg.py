@@ -121,3 +121,43 @@ def test_bad_seg_input(ge, test_data, tmp_path):
         with pytest.raises(InputError, match=match):
             write_seg(vol, {1: "a"}, pt, target)
         assert not target.exists() and not list(tmp_path.glob(".never*"))
+
+
+@pytest.mark.parametrize("seg_type", ["BINARY", "LABELMAP"])
+def test_seg_built_by_highdicom_in_shuffled_frame_order(test_data, tmp_path, seg_type):
+    """A SEG whose frames follow the source images in a random order (and LABELMAP SEGs) reads correctly."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from petcad.io.dicom import read_series
+
+    pt = test_data / "suv_dro" / "DRO_0_0" / "PT"
+    series = read_series(pt)
+    grid = series.volume
+    labels = np.zeros(grid.array.shape, np.uint8)
+    labels[3:6, 50:90, 60:80] = 1
+    labels[12:15, 150:160, 140:170] = 2
+    heads = [pydicom.dcmread(f, stop_before_pixels=True) for f in series.info.files]
+    for d in heads:
+        for name in ("AccessionNumber", "StudyID", "ReferringPhysicianName"):
+            if name not in d:
+                setattr(d, name, "")
+    # slice index of each file along z, then a seeded shuffle of the source order
+    z = np.array([float(d.ImagePositionPatient[2]) for d in heads])
+    k_of = np.argsort(np.argsort(z))
+    perm = np.random.default_rng(3).permutation(len(heads))
+    src = [heads[p] for p in perm]
+    pixels = np.stack([labels[k_of[p]] for p in perm])
+    desc = [hd.seg.SegmentDescription(segment_number=n, segment_label=f"s{n}",
+                                      segmented_property_category=codes.SCT.Tissue,
+                                      segmented_property_type=codes.SCT.Tissue,
+                                      algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL) for n in (1, 2)]
+    seg = hd.seg.Segmentation(source_images=src, pixel_array=pixels, segmentation_type=seg_type,
+                              segment_descriptions=desc, series_instance_uid=hd.UID(), series_number=5,
+                              sop_instance_uid=hd.UID(), instance_number=1, manufacturer="test",
+                              manufacturer_model_name="test", software_versions="1", device_serial_number="1")
+    out = tmp_path / "shuffled.dcm"
+    seg.save_as(out)
+    assert list_labels(out) == [(1, "s1"), (2, "s2")]
+    for n in (1, 2):
+        assert np.array_equal(load_mask(out, grid, f"s{n}").array, (labels == n).astype(np.uint8))

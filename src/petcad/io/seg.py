@@ -138,10 +138,7 @@ def read_segment(
     label = f"segment {number} '{name}'"
     check_frame(path, info.frame_of_reference_uid, frame_of_reference_uid)
     src = _segment_volume(seg, number, path, label)
-    frac = src.array.astype(np.float32, copy=False)
-    if info.segmentation_type == "LABELMAP":
-        frac = (src.array == number).astype(np.float32)
-    inside = (frac >= threshold).astype(np.uint8)
+    inside = (src.array >= threshold).astype(np.uint8)
     if not inside.any():
         raise InputError(path, f"{label} is empty (no pixel{' at fraction >= %g' % threshold if info.segmentation_type == 'FRACTIONAL' else ''})")
     src.array = inside
@@ -156,15 +153,12 @@ def read_segment(
 
 
 def _segment_volume(seg, number: int, path: Path, label: str) -> Volume:
-    kind = str(seg.segmentation_type.value)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if kind == "LABELMAP":
-                vol = seg.get_volume(allow_missing_positions=True, rtol=SEG_SPACING_RTOL)
-            else:
-                vol = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True,
-                                     allow_missing_positions=True, rtol=SEG_SPACING_RTOL, dtype=np.float32)
+            # one channel: 0/1 for BINARY and LABELMAP SEGs, the fraction in [0, 1] for FRACTIONAL ones
+            vol = seg.get_volume(segment_numbers=[number], combine_segments=False, rescale_fractional=True,
+                                 allow_missing_positions=True, rtol=SEG_SPACING_RTOL, dtype=np.float32)
     except (RuntimeError, ValueError, IndexError, KeyError) as exc:
         msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         if "no frames" in msg.lower() or "empty" in msg.lower():
