@@ -116,10 +116,12 @@ def test_bad_seg_input(ge, test_data, tmp_path):
         load_mask(out, pet, "a")
     # writing: a label map off the source series, or not integer: nothing written
     far = Volume(lab, grid.origin + 5000.0, grid.spacing, grid.direction)
-    for vol, match in ((far, "no labelled voxel"), (Volume(lab * 0.5, grid.origin, grid.spacing), "integer")):
+    zero = Volume(lab * 0, grid.origin, grid.spacing, grid.direction)
+    for vol, names, match in ((far, {1: "a"}, "all lie off the source series"), (zero, {}, "empty"),
+                              (Volume(lab * 0.5, grid.origin, grid.spacing), {1: "a"}, "integer")):
         target = tmp_path / "never.dcm"
         with pytest.raises(InputError, match=match):
-            write_seg(vol, {1: "a"}, pt, target)
+            write_seg(vol, names, pt, target)
         assert not target.exists() and not list(tmp_path.glob(".never*"))
 
 
@@ -161,3 +163,15 @@ def test_seg_built_by_highdicom_in_shuffled_frame_order(test_data, tmp_path, seg
     assert list_labels(out) == [(1, "s1"), (2, "s2")]
     for n in (1, 2):
         assert np.array_equal(load_mask(out, grid, f"s{n}").array, (labels == n).astype(np.uint8))
+
+
+def test_empty_label_map_with_named_segments_gives_a_seg_of_empty_segments(test_data, tmp_path):
+    """A study without findings: the SEG describes its (named) segments, and reading one says it is empty."""
+    pt = test_data / "suv_dro" / "DRO_0_0" / "PT"
+    grid = read_image(test_data / "suv_dro" / "DRO_0_0" / "mask" / "DRO_mask.nii.gz", modality="mask")
+    out = tmp_path / "none.dcm"
+    with pytest.warns(UserWarning, match="empty segment"):
+        write_seg(Volume(np.zeros(grid.array.shape, np.uint8), grid.origin, grid.spacing), {1: "benign", 2: "malignant"}, pt, out)
+    assert list_labels(out) == [(1, "benign"), (2, "malignant")]
+    with pytest.raises(InputError, match="segment 2 'malignant' is empty"):
+        load_mask(out, grid, "malignant")

@@ -251,7 +251,8 @@ def write_seg(
     ``segment_names`` names the labels; a label present but unnamed gets
     ``label n``; numbers between 1 and the largest label that are absent are
     written as empty segments so segment numbers equal label values.
-    ``fractional=True``: ``labelmap`` holds one segment's fraction (probability)
+    An all-zero label map with named segments gives a SEG of empty segments (a
+    study without findings), with a warning. ``fractional=True``: ``labelmap`` holds one segment's fraction (probability)
     in [0, 1] and ``segment_names`` names exactly that one segment.
     ``series_uid`` / ``modality`` choose the series when the folder holds several.
     Bad input raises InputError and writes nothing; the file appears atomically.
@@ -293,8 +294,12 @@ def write_seg(
             raise InputError(None, f"label map has negative labels ({int(arr.min())})")
         sampled = _sample_on_slices(labelmap, heads, fractional=False).astype(np.int64)
         present = sorted(int(v) for v in np.unique(sampled) if v != 0)
+        if not present and arr.any():
+            raise InputError(None, "the label map's labelled voxels all lie off the source series' slices")
+        if not present and not names:
+            raise InputError(None, "label map is empty (no labelled voxel) and no segment is named")
         if not present:
-            raise InputError(None, "label map has no labelled voxel on the source series grid (empty, or off the image)")
+            warnings.warn(f"{out}: the label map is empty: the SEG describes {len(names)} empty segment(s)", stacklevel=2)
         numbers = list(range(1, max(present + list(names)) + 1))
         if len(numbers) > 65535:
             raise InputError(None, f"too many labels for a SEG ({len(numbers)})")
