@@ -104,3 +104,21 @@ def test_normalisations_and_dihedral_match_numpy(cache):
     codes[0] = [1, 5, 7]
     np.testing.assert_array_equal(apply_dihedral_torch(torch.from_numpy(x.copy()), codes).numpy(),
                                   apply_dihedral(x.copy(), codes))
+
+
+@pytest.mark.parametrize("normalization", ["fixed", "patch"])
+def test_lesion_data_sample_tensor_torch_path(cache, normalization):
+    """The path training takes on CUDA (``LesionData.sample_tensor``), forced here on the CPU."""
+    from petcad.models.data import LesionData
+
+    data = LesionData(cache=cache, y=np.array([0, 1]), groups=np.array(["P", "P"]), size=SIZE,
+                      normalization=normalization)
+    rng = np.random.default_rng(4)
+    idx = np.array([1, 0, 1, 1, 0])
+    t = random_transforms(rng, 5, max_rotation_deg=30.0, max_shift=3.0)
+    codes = draw_dihedral(rng, 5)
+    ref = data.sample(idx, t, codes)
+    got = data.sample_tensor(idx, t, codes, device="cpu", use_torch=True)
+    assert got.dtype == torch.float32 and tuple(got.shape) == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+    np.testing.assert_array_equal(data.sample_tensor(idx, t, codes, device="cpu").numpy(), ref)

@@ -79,6 +79,7 @@ class LesionData:
     normalization: str = DEFAULT_NORMALIZATION
     classes: Sequence[str] = ("benign", "malignant")
     _sampler: Any = field(default=None, init=False, repr=False)
+    _torch_samplers: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y).astype(np.int64).reshape(-1)
@@ -160,6 +161,38 @@ class LesionData:
         if self.normalization == "fixed":
             return fixed_normalize(raw)
         return normalize_patches(raw, out=raw)
+
+    def sample_tensor(self, indices: np.ndarray, transforms: np.ndarray | None = None,
+                      dihedral: np.ndarray | None = None, device=None, use_torch: bool | None = None):
+        """:meth:`sample` as a float32 tensor on ``device``. On CUDA (with a cache) the batch is
+        sampled, turned and normalised on the GPU from the crops uploaded there once
+        (:class:`petcad.patches.torch_sampler.TorchPatchSampler`, the same values within float32
+        rounding), so that training is not bound by the CPU loader; elsewhere :meth:`sample`.
+        ``use_torch`` forces the choice (None: the torch path exactly on CUDA)."""
+        import torch
+
+        device = torch.device("cpu" if device is None else device)
+        if use_torch is None:
+            use_torch = device.type == "cuda"
+        if not use_torch or self.patches is not None:
+            return torch.from_numpy(self.sample(indices, transforms, dihedral)).to(device, non_blocking=True)
+        from petcad.patches.torch_sampler import (
+            TorchPatchSampler,
+            apply_dihedral_torch,
+            fixed_normalize_torch,
+            normalize_patches_torch,
+        )
+
+        ts = self._torch_samplers.get(str(device))
+        if ts is None:
+            ts = self._torch_samplers[str(device)] = TorchPatchSampler(
+                self.cache, size=self.size, spacing_mm=self.spacing_mm, with_mask=self.with_mask, device=device)
+        indices = np.asarray(indices, dtype=np.int64)
+        t = np.zeros((len(indices), 6)) if transforms is None else np.asarray(transforms, dtype=np.float64)
+        x = ts.sample(indices, t)
+        if dihedral is not None:
+            apply_dihedral_torch(x, dihedral)
+        return fixed_normalize_torch(x) if self.normalization == "fixed" else normalize_patches_torch(x)
 
     # ------------------------------------------------------------------ hashing
     def fingerprint(self, indices: np.ndarray | None = None) -> str:

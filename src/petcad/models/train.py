@@ -165,7 +165,7 @@ def predict_logits(model, data: LesionData, indices: np.ndarray, device, scaler:
         for a in range(0, len(indices), batch_size):
             bi = indices[a : a + batch_size]
             bt = None if transforms is None else transforms[a : a + batch_size]
-            x = torch.from_numpy(data.sample(bi, bt)).to(device)
+            x = data.sample_tensor(bi, bt, device=device)  # sampled on the GPU when device is CUDA
             f = None
             if scaler is not None:
                 f = torch.from_numpy(scaler.transform(data.features[bi])).to(device)
@@ -375,7 +375,7 @@ def train(
                         bi, bt = bi[rank::world_size], bt[rank::world_size]
                         bd = None if bd is None else bd[rank::world_size]
                     tl = time.perf_counter()
-                    x = torch.from_numpy(data.sample(bi, bt, bd)).to(device, non_blocking=True)
+                    x = data.sample_tensor(bi, bt, bd, device=device)  # on the GPU when device is CUDA
                     f = None if scaler is None else torch.from_numpy(scaler.transform(data.features[bi])).to(device)
                     yb = torch.from_numpy(data.y[bi]).to(device)
                     t_load += time.perf_counter() - tl
