@@ -163,3 +163,12 @@ def test_grid_orientation_does_not_change_the_mask():
     assert ma.sum() == mb.sum() > 0
     assert np.array_equal(ma, mb[::-1, ::-1, :])
     assert ma[3].sum() == 4 * 5 - 1 and ma[3, 5, 4] == 0  # plane z = 3 has a hole holding one centre (i 4, j 5)
+
+
+def test_roi_partly_off_the_image_is_cut_with_a_warning(ge):
+    rs, ref = ge
+    half = Volume(array=np.zeros((20, 43, 41), np.float32), origin=ref.origin, spacing=ref.spacing,
+                  direction=ref.direction)  # the first 20 of the reference's 59 slices
+    with pytest.warns(UserWarning, match="contour points lie outside the image; the mask is cut"):
+        m = load_mask(rs, half, 1)
+    assert np.array_equal(m.array, ref.array[:20])

@@ -239,6 +239,11 @@ def rtstruct_mask(
     roi = ss.roi(number)
     check_frame(path, roi.frame_of_reference_uid or ss.frame_of_reference_uid, frame_of_reference_uid)
     arr = rasterise_roi(roi, like, where=path)
+    outside = sum(int(np.count_nonzero(~like.contains(c))) for c in roi.contours)
+    if outside:
+        total = sum(len(c) for c in roi.contours)
+        warnings.warn(f"{path}: ROI {roi.number} '{roi.name}': {outside} of {total} contour points lie outside the "
+                      "image; the mask is cut at the image border", stacklevel=2)
     if roi.n_ignored:
         warnings.warn(f"{path}: ROI {roi.number}: {roi.n_ignored} POINT/OPEN_PLANAR contours ignored", stacklevel=2)
     return Volume(array=arr, origin=like.origin.copy(), spacing=like.spacing.copy(), direction=like.direction.copy())
