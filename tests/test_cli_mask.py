@@ -115,3 +115,13 @@ def test_bad_mask_input_exits_2_and_writes_nothing(dro, ge, tmp_path, capsys):
     assert_bad(capsys, ["mask", "--to-seg", image, "--like", ref_dicom, "--out", never], never, "integer labels")
     assert_bad(capsys, ["mask", "--like", image, "--out", out], out, "either SEG_OR_RTSTRUCT or --to-seg")
     assert_bad(capsys, ["mask", pt, "--like", image, "--out", out], out, "exactly one DICOM SEG or RTSTRUCT")
+
+
+def test_image_mask_onto_a_dicom_grid_and_unknown_value(dro, tmp_path, capsys):
+    pt, _, nii = dro
+    out = tmp_path / "m.nrrd"
+    code, text, _ = run_cli(capsys, "mask", nii, "--like", pt, "--out", out, "--json")
+    d = json.loads(text)
+    assert code == 0 and d["kind"] == "image" and d["labels"][0]["voxels"] == 203202
+    assert_bad(capsys, ["mask", nii, "--like", pt, "--label", "5", "--out", tmp_path / "x.nii.gz"],
+               tmp_path / "x.nii.gz", "no label value '5' (label values: 1 '1')")
