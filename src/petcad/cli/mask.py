@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from petcad.io.options import add_on_irregular_option
+
 NAME = "mask"
 HELP = "turn a DICOM SEG / RTSTRUCT into a mask on an image grid, or a label map into a DICOM SEG"
 DESCRIPTION = (
@@ -32,8 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--names", metavar="N=NAME,...", help="--to-seg: segment names, e.g. 1=lesion,2=node")
     parser.add_argument("--fractional", action="store_true",
                         help="--to-seg: LABELMAP holds fractions in [0, 1] of one segment (a FRACTIONAL SEG)")
-    parser.add_argument("--on-irregular", choices=("error", "resample", "stack"), default="error",
-                        help="--like DICOM series with missing slices or irregular spacing: error (default), resample or stack")
+    add_on_irregular_option(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="output: an image file (.nii.gz ...), or with --to-seg a .dcm")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
