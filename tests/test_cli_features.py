@@ -125,3 +125,24 @@ def test_features_of_a_dicom_seg_mask_equal_an_independent_computation(test_data
         assert int(r["pet_voxels"]) == int(m.sum())
         assert float(r["suv_max"]) == pytest.approx(float(suv[m].max()), rel=1e-5)
         assert float(r["suv_mean"]) == pytest.approx(float(suv[m].mean()), rel=1e-5)
+
+
+def test_classical_comparison_runs_pet_only(small_cohort, tmp_path, capsys):
+    """The manifest of the phantom with its ct column emptied: features and the classical methods still run."""
+    rows = list(csv.DictReader(open(small_cohort, newline="")))
+    base = Path(small_cohort).parent
+    for r in rows:
+        r["ct"] = ""
+        r["pet"] = str((base / r["pet"]).resolve())
+        r["mask"] = str((base / r["mask"]).resolve()) if r.get("mask") else ""
+    man = tmp_path / "pet_only.csv"
+    with open(man, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "rep"
+    assert main(["compare", str(man), "--out", str(out), "--methods", "rf", "--folds", "2", "--repeats", "1",
+                 "--bootstrap", "50", "--no-progress"]) == 0
+    assert "rf " in capsys.readouterr().out
+    note = "ct_mean_hu, ct_std_hu, ct_max_hu, ct_contrast_hu have no finite value: left out"
+    assert note in (out / "report.html").read_text(encoding="utf-8")
