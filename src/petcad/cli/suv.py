@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from petcad.cli._batch_options import add_batch_options, run_batch
 from petcad.cli._suv_options import add_suv_options, settings_from_args
 from petcad.io.options import add_on_irregular_option
 
@@ -10,8 +11,14 @@ HELP = "convert a PET DICOM series to SUV (bw, lbm, lbm_morgan, lbm_janma, bsa, 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("pet", metavar="PET_DICOM_DIR", help="folder holding the PET DICOM series")
-    parser.add_argument("--out", required=True, metavar="FILE", help="output image (.nii.gz, .nii, .nrrd, .mha)")
+    parser.add_argument("pet", metavar="PET_DICOM_DIR", help="folder holding the PET DICOM series (with --batch: a "
+                        "folder tree of studies)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="output image (.nii.gz, .nii, .nrrd, .mha); with --batch an output folder")
+    parser.add_argument("--batch", action="store_true",
+                        help="every PET series under PET_DICOM_DIR, one at a time: OUT/<series folder>/suv.nii.gz and "
+                             "audit.json; studies already written are skipped (resume)")
+    add_batch_options(parser)
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several PET series")
     add_on_irregular_option(parser)
     parser.add_argument("--mask", metavar="FILE",
@@ -32,6 +39,10 @@ def run(args) -> int:
     from petcad.io.volumes import is_image_file, write_image
     from petcad.errors import InputError
 
+    if args.batch:
+        return _run_batch(args)
+    if args.shard or args.scheduler:
+        raise InputError("--shard" if args.shard else "--scheduler", "only with --batch (a folder of studies)")
     if not is_image_file(args.out):
         raise InputError(args.out, "output must end in .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd")
     settings = settings_from_args(args)
@@ -73,4 +84,23 @@ def run(args) -> int:
                   f"max {roi['max']:.4f}, mean {roi['mean']:.4f}")
         for n in series.notes + audit.notes:
             print(f"note: {n}")
+    return 0
+
+
+def _run_batch(args) -> int:
+    from petcad.batch.suv import pet_series_tasks, suv_task
+    from petcad.errors import InputError
+
+    per_patient = [o for o, v in (("--weight", args.weight), ("--height", args.height), ("--dose", args.dose),
+                                  ("--injection-time", args.injection_time), ("--series", args.series),
+                                  ("--mask", args.mask)) if v is not None]
+    if per_patient:
+        raise InputError(per_patient[0], "is one study's value; --batch reads each study's own header")
+    tasks = pet_series_tasks(args.pet, args.out, settings_from_args(args), args.on_irregular)
+    report = run_batch(suv_task, tasks, args, progress=not args.json)
+    if args.json:
+        import json
+
+        print(json.dumps({"done": report.done, "skipped": report.skipped, "not_in_shard": report.not_in_shard,
+                          "results": report.results}, indent=2))
     return 0
