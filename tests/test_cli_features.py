@@ -146,3 +146,20 @@ def test_classical_comparison_runs_pet_only(small_cohort, tmp_path, capsys):
     assert "rf " in capsys.readouterr().out
     note = "ct_mean_hu, ct_std_hu, ct_max_hu, ct_contrast_hu have no finite value: left out"
     assert note in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_ibsi_and_all_sets_pet_only(test_data, tmp_path):
+    pytest.importorskip("mirp")
+    d = test_data / "sts_pet_suv" / "STS_008"
+    man = tmp_path / "m.csv"
+    man.write_text("patient_id,ct,pet,lesion_id,x,y,z,label,mask\n"
+                   f"STS_008,,{d / 'PET_image.nii.gz'},T1,,,,sarcoma,{d / 'PET_mask.nii.gz'}\n")
+    out = tmp_path / "f.csv"
+    assert main(["features", str(man), "--out", str(out), "--set", "all"]) == 0
+    with open(out, newline="") as fh:
+        header = next(csv.reader(fh))
+    rows = _read_csv(out)
+    assert len(header) == len(set(header))
+    texture = [c for c in header if c.startswith("pet_") and c != "pet_contrast" and not c.startswith("pet_vox")]
+    assert len(texture) > 50 and not any(c.startswith("ct_cm_") for c in header)
+    assert rows[0]["suv_max"] != "" and float(rows[0][texture[0]]) == float(rows[0][texture[0]])  # finite

@@ -62,7 +62,7 @@ def lesion_feature_table(cohort: Cohort, which: str = "diagnostic",
         from tqdm.auto import tqdm
 
         items = tqdm(items, total=cohort.n_lesions, desc=f"{which} features", unit="lesion")
-    rows, notes = [], []
+    rows, notes, ibsi_names = [], [], set()
     for study, lesion in items:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DelineationWarning)
@@ -72,13 +72,15 @@ def lesion_feature_table(cohort: Cohort, which: str = "diagnostic",
                 row.update(features_from_delineation(d, lesion.lesion_id, settings))
         notes += [str(w.message) for w in caught if issubclass(w.category, DelineationWarning)]
         if which in ("ibsi", "all"):
-            row.update(_ibsi(d))
+            texture = _ibsi(d)
+            ibsi_names.update(texture)
+            row.update(texture)
         rows.append(row)
     columns = list(ID_COLUMNS)
     if which in ("diagnostic", "all"):
         columns += FEATURE_NAMES
     if which in ("ibsi", "all"):
-        columns += sorted({k for r in rows for k in r if k.startswith(("pet_", "ct_")) and k not in ID_COLUMNS})
+        columns += sorted(ibsi_names)
     return FeatureTable(columns=columns, rows=rows, warnings=notes)
 
 
