@@ -412,8 +412,10 @@ def test_bench_model_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == ["wang2017", "multiview"]
     for r in rows:
-        for k in ("train_samples_per_s", "latency_ms_single", "latency_ms_batched", "loader_patches_per_s"):
+        for k in ("train_samples_per_s", "latency_ms_single", "latency_ms_batched", "loader_patches_per_s",
+                  "torch_loader_patches_per_s"):
             assert r[k] > 0
+        assert r["training_loader"] == "numba"  # on the CPU; the torch path on CUDA
     assert cli_main(["bench", "model", "--models", "lenet"]) == 2
 
 

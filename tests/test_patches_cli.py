@@ -104,10 +104,17 @@ def test_large_shift_warns(nifti_cohort, tmp_path):
 def test_bench_json(nifti_cohort, capsys):
     manifest, _ = nifti_cohort
     assert main(["bench", "patches", "--json", "--manifest", str(manifest), "--naive", "1", "--loader-batches", "1",
-                 "--chunk", "256"]) == 0
+                 "--chunk", "256", "--rounds", "1", "--grid-sample-patches", "64", "--torch-patches", "8",
+                 "--profile"]) == 0
     res = json.loads(capsys.readouterr().out)
-    for key in ("petcad_patches_per_s", "naive_patches_per_s", "ratio", "peak_rss_mb", "loader_patches_per_s"):
+    for key in ("petcad_patches_per_s", "naive_patches_per_s", "ratio", "peak_rss_mb", "loader_patches_per_s",
+                "grid_sample_patches_per_s", "ratio_vs_grid_sample", "torch_path_patches_per_s"):
         assert res[key] > 0, key
+    # grid_sample on the same crops and the torch path make the same patches as petcad
+    assert res["grid_sample_vs_petcad_max_abs_diff"]["CT_HU"] < 0.05
+    assert res["grid_sample_vs_petcad_max_abs_diff"]["PET_SUV"] < 1e-3
+    assert res["torch_path_vs_petcad_max_abs_diff"] == 0.0
+    assert res["profile"]["checks_and_tables_us_per_patch"] > 0 and len(res["profile"]["kernel_patches_per_s"]) == 5
     assert res["variants"]["729"]["patches"] == 2 * 729 and res["n_lesions"] == 2
     # the naive way (whole-volume SimpleITK resample, then slicing) gives the same patches
     assert res["naive_vs_petcad_max_abs_diff"]["CT_HU"] < 0.05 and res["naive_vs_petcad_max_abs_diff"]["PET_SUV"] < 1e-3

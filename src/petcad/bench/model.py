@@ -132,14 +132,11 @@ def _bench_network(name: str, args, device) -> dict:
     }
 
 
-def _loader_rate(args) -> dict:
-    """Augmented 6-channel patches per second from a lesion cache (sample + normalise, batches of --train-batch)."""
+def _bench_cache():
+    """A synthetic study's lesion cache (64 lesions, CT 1.5 x 1.5 x 2.5 mm, PET 4 x 4 x 5 mm)."""
     import numpy as np
 
-    from petcad.patches.augment import AugmentPolicy
     from petcad.patches.cache import LesionCache
-    from petcad.patches.normalize import normalize_patches
-    from petcad.patches.sampler import PatchSampler
     from petcad.study import Lesion, Study, Volume
 
     rng = np.random.default_rng(0)
@@ -148,7 +145,18 @@ def _loader_rate(args) -> dict:
     pet = Volume(rng.gamma(2, 0.5, (30, 60, 60)).astype(np.float32), np.zeros(3), np.array([4.0, 4.0, 5.0]))
     centres = np.column_stack([rng.uniform(60, 180, 64), rng.uniform(60, 180, 64), rng.uniform(50, 100, 64)])
     study = Study("bench", ct, pet, [Lesion(f"L{i}", c, "benign", "bench") for i, c in enumerate(centres)])
-    cache = LesionCache.from_study(study, centres)
+    return LesionCache.from_study(study, centres)
+
+
+def _loader_rate(args, cache) -> dict:
+    """Augmented 6-channel patches per second from a lesion cache (sample + normalise, batches of --train-batch)."""
+    import numpy as np
+
+    from petcad.patches.augment import AugmentPolicy
+    from petcad.patches.normalize import normalize_patches
+    from petcad.patches.sampler import PatchSampler
+
+    rng = np.random.default_rng(0)
     sampler = PatchSampler(51, 1.0)
     policy = AugmentPolicy(kind="random")
     B = args.train_batch
@@ -162,6 +170,31 @@ def _loader_rate(args) -> dict:
     return {"loader_patches_per_s": round(B / float(np.median(t)), 1), "loader_batch": B}
 
 
+def _torch_loader_rate(args, cache, device) -> dict:
+    """The torch sampling path (``TorchPatchSampler``, what training uses on CUDA) on ``device``:
+    augmented patches sampled and normalised on the device per second, batches of --train-batch."""
+    import numpy as np
+    import torch
+
+    from petcad.patches.augment import AugmentPolicy
+    from petcad.patches.torch_sampler import TorchPatchSampler, fixed_normalize_torch
+
+    rng = np.random.default_rng(0)
+    ts = TorchPatchSampler(cache, device=device)
+    policy = AugmentPolicy(kind="random")
+    B = args.train_batch
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def batch():
+        idx = rng.integers(0, len(cache), B)
+        fixed_normalize_torch(ts.sample(idx, policy.draw(rng, B)))
+        sync()
+
+    batch()
+    t = _timed(batch, args.seconds)
+    return {"torch_loader_patches_per_s": round(B / float(np.median(t)), 1), "torch_loader_device": str(device)}
+
+
 def run_speed(args) -> int:
     import torch
 
@@ -170,23 +203,32 @@ def run_speed(args) -> int:
     names = _models(args.models)
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
-    loader = _loader_rate(args)
+    cache = _bench_cache()
+    loader = _loader_rate(args, cache)
+    loader.update(_torch_loader_rate(args, cache, device))
+    # what training uses: the torch path on CUDA (LesionData.sample_tensor), the numba sampler elsewhere
+    key = "torch_loader_patches_per_s" if device.type == "cuda" else "loader_patches_per_s"
+    loader["training_loader"] = "torch" if device.type == "cuda" else "numba"
     rows = []
     for name in names:
         r = _bench_network(name, args, device)
         r.update(loader)
-        r["loader_over_training"] = round(loader["loader_patches_per_s"] / r["train_samples_per_s"], 2)
+        r["loader_over_training"] = round(loader[key] / r["train_samples_per_s"], 2)
         r.update(threads=args.threads, device=str(device), versions=software_versions())
         rows.append(r)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"networks on {device} with {args.threads} threads; patch loader: {loader['loader_patches_per_s']:.0f} "
-          f"augmented 6 x 51 x 51 patches/s (sample + normalise, batches of {loader['loader_batch']})")
-    print(f"{'model':<10} {'params':>11} {'train samples/s':>16} {'ms single':>10} {'ms/lesion batched':>18} {'loader/train':>13}")
+    print(f"networks on {device} with {args.threads} threads; patch loader (augmented 6 x 51 x 51 patches/s, sample + "
+          f"normalise, batches of {loader['loader_batch']}): CPU sampler {loader['loader_patches_per_s']:.0f}, torch path "
+          f"on {loader['torch_loader_device']} {loader['torch_loader_patches_per_s']:.0f}; training on {device} uses the "
+          f"{'torch path' if loader['training_loader'] == 'torch' else 'CPU sampler'}")
+    print(f"{'model':<10} {'params':>11} {'train samples/s':>16} {'loader patches/s':>17} {'ms single':>10} "
+          f"{'ms/lesion batched':>18} {'loader/train':>13}")
     for r in rows:
-        print(f"{r['model']:<10} {r['parameters']:>11,} {r['train_samples_per_s']:>16.1f} {r['latency_ms_single']:>10.3f} "
-              f"{r['latency_ms_batched']:>18.4f} {r['loader_over_training']:>13.2f}")
+        used = r[key]
+        print(f"{r['model']:<10} {r['parameters']:>11,} {r['train_samples_per_s']:>16.1f} {used:>17.1f} "
+              f"{r['latency_ms_single']:>10.3f} {r['latency_ms_batched']:>18.4f} {r['loader_over_training']:>13.2f}")
     return 0
 
 

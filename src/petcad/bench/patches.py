@@ -1,4 +1,5 @@
-"""``petcad bench patches``: augmented tri-planar patches per second, petcad vs the naive way, memory.
+"""``petcad bench patches``: augmented tri-planar patches per second, petcad vs torch ``grid_sample``
+on the same lesion crops, vs rotating the whole volume; memory; the training loader.
 
 In one run on one cohort (a small phantom cohort by default, or ``--manifest``):
 
@@ -6,20 +7,28 @@ In one run on one cohort (a small phantom cohort by default, or ``--manifest``):
   729 transforms for every lesion, in chunks of ``--chunk`` patches (nothing kept), at two
   variant counts (81 and 729 per lesion) with the process's peak RSS after each, to show
   that memory does not grow with the number of variants;
-* **naive**: for a few (lesion, transform) pairs, rotate/translate the whole CT and PET with
-  a SimpleITK resample onto a 1 mm isotropic grid over the CT's extent (trilinear), then
-  slice the three planes; its patches are compared with petcad's;
-* **loader**: :class:`PatchDataset` (random policy, normalised) through a torch DataLoader
-  (``num_workers=0``, batch 128) and through :class:`PatchBatchIterator`.
+* **grid_sample** (the fair baseline): ``torch.nn.functional.grid_sample`` (trilinear,
+  ``align_corners=True``) on the same lesion crops (CT and PET, each on its own grid) for the
+  same transforms, one call per lesion and modality, with the sampling grids precomputed
+  (not timed); its patches are compared with petcad's. ``--rounds`` rounds alternate
+  petcad and grid_sample, so that both see the same machine load;
+* **whole volume** (the naive way): for a few (lesion, transform) pairs, rotate/translate the
+  whole CT and PET with a SimpleITK resample onto a 1 mm isotropic grid over the CT's extent
+  (trilinear), then slice the three planes; its patches are compared with petcad's;
+* **torch path**: :class:`petcad.patches.torch_sampler.TorchPatchSampler` (the sampler used
+  on CUDA) on this machine's device (the CPU here), compared with petcad's patches;
+* **loader**: ``LesionData.sample`` (what training calls per batch: sample, normalise), batches of 128;
+* ``--profile``: where the sampler's time goes (index tables, kernel with and without the
+  lesion ordering, one thread vs all, fresh vs reused output).
 
-The numba kernel is compiled (or loaded from its cache) once before timing.
+The numba kernels are compiled (or loaded from their cache) once before timing.
 """
 
 from __future__ import annotations
 
 from petcad.io.options import add_on_irregular_option
 
-HELP = "patch sampling speed: petcad sampler vs rotating the whole volume, memory, loader rate"
+HELP = "patch sampling speed: petcad sampler vs torch grid_sample on the same crops, vs the whole volume; memory, loader"
 
 
 def add_arguments(parser) -> None:
@@ -30,7 +39,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="phantom and loader seed (default 0)")
     parser.add_argument("--chunk", type=int, default=512, help="patches per sampler call (default 512)")
     parser.add_argument("--naive", type=int, default=3, help="patches made the naive way (default 3)")
-    parser.add_argument("--loader-batches", type=int, default=20, help="DataLoader batches of 128 timed (default 20)")
+    parser.add_argument("--loader-batches", type=int, default=20, help="loader batches of 128 timed (default 20)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating petcad / grid_sample rounds; rates are their medians (default 3)")
+    parser.add_argument("--grid-sample-patches", type=int, default=1024,
+                        help="patches made by torch grid_sample per round (default 1024)")
+    parser.add_argument("--torch-patches", type=int, default=256,
+                        help="patches made by the torch sampling path (default 256)")
+    parser.add_argument("--profile", action="store_true", help="also time the sampler's steps (tables, ordering, threads)")
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -108,62 +124,106 @@ def _naive(study, center, t, size, spacing):
     return np.stack(planes).astype(np.float32)
 
 
-def run(args) -> int:
-    import json
-    import os
-    import tempfile
+def _grid_sample_patches(cache, sampler, lesion, transforms, timed: list) -> "np.ndarray":
+    """Patches made by torch ``grid_sample`` on the lesion crops, one call per (lesion, modality);
+    the grids are built before each call and only the calls (and the fill offset) are timed
+    (seconds appended to ``timed``)."""
     import time
 
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
+    import torch.nn.functional as F
 
-    from petcad.errors import InputError
-    from petcad.patches.augment import AugmentPolicy, grid_transforms
-    from petcad.patches.cache import LesionCache
-    from petcad.patches.dataset import PatchBatchIterator, PatchDataset
-    from petcad.patches.geometry import pixel_world
-    from petcad.patches.sampler import PatchSampler, warm_up
-    from petcad.provenance import software_versions
+    from petcad.patches.cache import FILL_VALUES, MODALITIES
 
-    if args.chunk < 1 or args.naive < 1 or args.loader_batches < 1 or args.patients < 1:
-        raise InputError("petcad bench patches", "--chunk, --naive, --loader-batches and --patients must be >= 1")
-    size, spacing = 51, 1.0
-    res: dict = {"load_average_start": [round(v, 2) for v in os.getloadavg()], "cpu_count": os.cpu_count()}
-    with tempfile.TemporaryDirectory(prefix="petcad-bench-") as tmp:
-        t0 = time.perf_counter()
-        cohort, source = _cohort(args, tmp)
-        res["cohort"] = source
-        res["load_s"] = round(time.perf_counter() - t0, 2)
-    t0 = time.perf_counter()
-    cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing)
-    res.update(n_lesions=len(cache), cache_s=round(time.perf_counter() - t0, 2), cache_mb=round(cache.memory_mb, 1))
-    sampler = PatchSampler(size=size, spacing_mm=spacing, chunk=args.chunk)
-    warm_up()
-    sampler.sample(cache, np.zeros(2, np.int64), np.zeros((2, 6)))
-    res["rss_before_mb"] = round(_rss_mb()[0], 1)
+    size, n_mod = sampler.size, 2
+    out = np.empty((len(lesion), 3 * n_mod, size, size), np.float32)
+    lesion_c, t = sampler._check(cache, lesion, transforms)
+    base, drow, dcol, _ = sampler._tables(cache, lesion_c, t)
+    rc = np.arange(size, dtype=np.float64)
+    seconds = 0.0
+    for li in np.unique(lesion_c):
+        sel = np.flatnonzero(lesion_c == li)
+        for m in range(n_mod):
+            crop = cache.crops[li][m].array  # [k, j, i]
+            fill = FILL_VALUES[MODALITIES[m]]
+            vol = torch.from_numpy(crop - np.float32(fill))[None, None]  # zero padding = the fill value
+            idx = (base[sel, m, :, None, None, :] + rc[:, None, None] * drow[sel, m, :, None, None, :]
+                   + rc[None, :, None] * dcol[sel, m, :, None, None, :])  # (g, 3, S rows, S cols, (i, j, k))
+            n_ijk = np.array(crop.shape[::-1], dtype=np.float64)
+            grid = torch.from_numpy((2.0 * idx / (n_ijk - 1.0) - 1.0).astype(np.float32)).reshape(1, -1, size, size, 3)
+            t0 = time.perf_counter()
+            res = F.grid_sample(vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+            res = res.reshape(len(sel), 3, size, size) + fill
+            seconds += time.perf_counter() - t0
+            out[sel, 3 * m : 3 * m + 3] = res.numpy()
+    timed.append(seconds)
+    return out
 
-    grid = grid_transforms()
+
+def _petcad_run(sampler, cache, lesion, transforms) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, checksum) for sampling every (lesion, transform) in chunks."""
+    import time
+
+    checksum = 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _, chunk in sampler.sample_iter(cache, lesion, transforms):
+        checksum += float(chunk[:, :, 25 % chunk.shape[2], 25 % chunk.shape[3]].sum())
+    return time.perf_counter() - t0, time.process_time() - c0, checksum
+
+
+def _versus_grid_sample(args, sampler, cache, grid) -> dict:
+    """petcad (729 variants per lesion) and grid_sample (a subset of the same patches), alternating."""
+    import numpy as np
+
+    lesion = np.repeat(np.arange(len(cache)), len(grid))
+    transforms = np.tile(grid, (len(cache), 1))
+    # grid_sample on an evenly spread subset of the same (lesion, transform) pairs
+    pick = np.linspace(0, len(lesion) - 1, min(args.grid_sample_patches, len(lesion))).round().astype(int)
+    rounds, gs_seconds = [], []
+    gs = None
+    for _ in range(args.rounds):
+        dt, cpu, _ = _petcad_run(sampler, cache, lesion, transforms)
+        gs = _grid_sample_patches(cache, sampler, lesion[pick], transforms[pick], gs_seconds)
+        rounds.append({"petcad_patches_per_s": round(lesion.size / dt, 1),
+                       "petcad_patches_per_cpu_s": round(lesion.size / max(cpu, 1e-9), 1),
+                       "grid_sample_patches_per_s": round(len(pick) / gs_seconds[-1], 1)})
+    ours = sampler.sample(cache, lesion[pick], transforms[pick])
+    diff = np.abs(gs - ours)
+    pet = float(np.median([r["petcad_patches_per_s"] for r in rounds]))
+    gsr = float(np.median([r["grid_sample_patches_per_s"] for r in rounds]))
+    return {"rounds": rounds, "petcad_patches_per_s": pet, "grid_sample_patches_per_s": gsr,
+            "ratio_vs_grid_sample": round(pet / gsr, 2), "grid_sample_patches": int(len(pick)),
+            "grid_sample_vs_petcad_max_abs_diff": {"CT_HU": float(diff[:, :3].max()), "PET_SUV": float(diff[:, 3:].max())},
+            "petcad_patches_per_cpu_s": float(np.median([r["petcad_patches_per_cpu_s"] for r in rounds]))}
+
+
+def _memory_runs(sampler, cache, grid) -> dict:
+    """The 81- and 729-variant runs with the peak RSS after each (memory flat in the variants)."""
+    import numpy as np
+
     runs = {}
     for n_var in (81, 729):
         sel = grid[np.linspace(0, len(grid) - 1, n_var).round().astype(int)]
         lesion = np.repeat(np.arange(len(cache)), n_var)
-        transforms = np.tile(sel, (len(cache), 1))
-        checksum = 0.0
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _, chunk in sampler.sample_iter(cache, lesion, transforms):
-            checksum += float(chunk[:, :, 25, 25].sum())
-        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        dt, cpu, _ = _petcad_run(sampler, cache, lesion, np.tile(sel, (len(cache), 1)))
         peak, cur = _rss_mb()
         runs[n_var] = {"patches": int(lesion.size), "seconds": round(dt, 3),
                        "patches_per_s": round(lesion.size / dt, 1), "cpu_seconds": round(cpu, 3),
                        "patches_per_cpu_s": round(lesion.size / max(cpu, 1e-9), 1),
                        "peak_rss_mb": round(peak, 1), "rss_mb": round(cur, 1)}
-    res["variants"] = runs
-    res["petcad_patches_per_s"] = runs[729]["patches_per_s"]
-    res["petcad_patches_per_cpu_s"] = runs[729]["patches_per_cpu_s"]
+    return runs
 
-    # the naive way, on a few (lesion, transform) pairs, checked against petcad
+
+def _naive_check(args, cohort, cache, sampler, grid) -> dict:
+    """The whole-volume way on a few pairs, and its difference from petcad away from the borders."""
+    import time
+
+    import numpy as np
+
+    from petcad.patches.geometry import pixel_world
+
+    size, spacing = sampler.size, sampler.spacing_mm
     rng = np.random.default_rng(args.seed)
     pairs = [(int(rng.integers(len(cache))), grid[int(rng.integers(len(grid)))]) for _ in range(args.naive)]
     studies = {s.patient_id: s for s in cohort.studies}
@@ -180,50 +240,193 @@ def run(args) -> int:
         for q, vol in enumerate(vols):
             inside = vol.contains(pos[q], margin_voxels=-1.0)
             diff[q, 3 * m : 3 * m + 3][~inside] = 0.0
-    res["naive_patches"] = len(pairs)
-    res["naive_patches_per_s"] = round(len(pairs) / dt, 4)
-    res["naive_vs_petcad_max_abs_diff"] = {"CT_HU": float(diff[:, :3].max()), "PET_SUV": float(diff[:, 3:].max())}
-    res["ratio"] = round(res["petcad_patches_per_s"] / res["naive_patches_per_s"], 1)
+    return {"naive_patches": len(pairs), "naive_patches_per_s": round(len(pairs) / dt, 4),
+            "naive_vs_petcad_max_abs_diff": {"CT_HU": float(diff[:, :3].max()), "PET_SUV": float(diff[:, 3:].max())}}
 
-    # the training-time path
-    ds = PatchDataset(cache, np.arange(len(cache)), AugmentPolicy("random"), seed=args.seed, variants_per_epoch=10000)
-    n_items = min(len(ds), 128 * args.loader_batches)
-    loader = DataLoader(torch.utils.data.Subset(ds, range(n_items)), batch_size=128, shuffle=False, num_workers=0)
+
+def _torch_path(args, sampler, cache, grid) -> dict:
+    """TorchPatchSampler (the CUDA sampling path) on the CPU: rate and difference from petcad."""
+    import time
+
+    import numpy as np
+
+    from petcad.patches.torch_sampler import TorchPatchSampler
+
+    n = min(args.torch_patches, len(cache) * len(grid))
+    lesion = np.arange(n) % len(cache)
+    transforms = grid[(np.arange(n) * 7) % len(grid)]
+    ts = TorchPatchSampler(cache, size=sampler.size, spacing_mm=sampler.spacing_mm)
+    ts.sample(lesion[:2], transforms[:2])
     t0 = time.perf_counter()
-    seen = sum(int(x.shape[0]) for x, _ in loader)
-    res["loader_patches_per_s"] = round(seen / (time.perf_counter() - t0), 1)
-    it = PatchBatchIterator(ds, batch_size=128, seed=args.seed)
-    t0 = time.perf_counter()
-    seen = 0
-    for b, (x, _) in enumerate(it.epoch(0)):
-        seen += int(x.shape[0])
-        if b + 1 >= args.loader_batches:
-            break
-    res["batch_iterator_patches_per_s"] = round(seen / (time.perf_counter() - t0), 1)
-    peak, _ = _rss_mb()
-    res["peak_rss_mb"] = round(peak, 1)
+    x = ts.sample(lesion, transforms)
+    dt = time.perf_counter() - t0
+    diff = float(np.abs(x.cpu().numpy() - sampler.sample(cache, lesion, transforms)).max())
+    return {"torch_path_device": str(ts.device), "torch_path_patches": int(n),
+            "torch_path_patches_per_s": round(n / dt, 1), "torch_path_vs_petcad_max_abs_diff": diff}
+
+
+def _loader(args, cache) -> dict:
+    """LesionData.sample (sample + fixed normalisation, random policy), batches of 128."""
+    import time
+
+    import numpy as np
+
+    from petcad.models.data import LesionData
+    from petcad.patches.augment import AugmentPolicy
+
+    data = LesionData(cache=cache, y=np.zeros(len(cache), np.int64), groups=np.zeros(len(cache)))
+    rng = np.random.default_rng(args.seed)
+    policy = AugmentPolicy("random")
+    seen, t0 = 0, time.perf_counter()
+    for _ in range(args.loader_batches):
+        idx = rng.integers(0, len(cache), 128)
+        x = data.sample(idx, policy.draw(rng, 128))
+        seen += x.shape[0]
+    return {"loader_patches_per_s": round(seen / (time.perf_counter() - t0), 1)}
+
+
+def _profile(sampler, cache, grid) -> dict:
+    """Where the time goes, on the 729-variant grid in chunks of 512 (each figure from one pass)."""
+    import time
+
     import numba
+    import numpy as np
 
+    from petcad.patches.cache import FILL_VALUES
+    from petcad.patches.sampler import _BLOCK, _trilinear_planes
+
+    lesion = np.repeat(np.arange(len(cache)), len(grid))
+    transforms = np.tile(grid, (len(cache), 1))
+    shuffled = np.random.default_rng(0).permutation(len(lesion))
+    fills = np.array([FILL_VALUES["CT"], FILL_VALUES["PET"]], np.float32)
+    buf = np.empty((512, 6, sampler.size, sampler.size), np.float32)
+    res: dict = {"patches": int(len(lesion)), "patch_bytes_written": int(buf[0].nbytes)}
+    t0 = time.perf_counter()
+    tables = []
+    for a in range(0, len(lesion), 512):
+        les, t = sampler._check(cache, lesion[a : a + 512], transforms[a : a + 512])
+        tables.append((les, sampler._tables(cache, les, t)[:3]))
+    res["checks_and_tables_us_per_patch"] = round(1e6 * (time.perf_counter() - t0) / len(lesion), 2)
+
+    def kernel(perm, sort: bool, fresh: bool) -> float:
+        c0 = time.perf_counter()
+        for les, (base, drow, dcol) in (tables if perm is None else _permuted(tables, perm)):
+            out = np.empty((len(les), 6, sampler.size, sampler.size), np.float32) if fresh else buf[: len(les)]
+            order = np.argsort(les, kind="stable") if sort else np.arange(len(les))
+            _trilinear_planes(cache.data, cache.offsets, cache.shapes, fills, les, order, base, drow, dcol, out, _BLOCK)
+        return round(len(lesion) / (time.perf_counter() - c0), 1)
+
+    threads = numba.get_num_threads()
+    res["kernel_patches_per_s"] = {
+        "grouped_by_lesion": kernel(None, True, False),
+        "shuffled_sorted_per_chunk": kernel(shuffled, True, False),
+        "shuffled_unsorted": kernel(shuffled, False, False),
+        "grouped_fresh_output_per_chunk": kernel(None, True, True),
+    }
+    numba.set_num_threads(1)
+    try:
+        res["kernel_patches_per_s"]["grouped_by_lesion_1_thread"] = kernel(None, True, False)
+    finally:
+        numba.set_num_threads(threads)
+    res["threads"] = threads
+    return res
+
+
+def _permuted(tables, perm):
+    """The chunks' tables with the patches in the order ``perm`` (over all chunks)."""
+    import numpy as np
+
+    les = np.concatenate([t[0] for t in tables])[perm]
+    parts = [np.concatenate([t[1][i] for t in tables])[perm] for i in range(3)]
+    return [(les[a : a + 512], tuple(p[a : a + 512] for p in parts)) for a in range(0, len(les), 512)]
+
+
+def run(args) -> int:
+    import json
+    import os
+    import tempfile
+    import time
+
+    import numba
+    import numpy as np
+    import torch
+
+    from petcad.errors import InputError
+    from petcad.patches.augment import grid_transforms
+    from petcad.patches.cache import LesionCache
+    from petcad.patches.sampler import PatchSampler, warm_up
+    from petcad.provenance import software_versions
+
+    if min(args.chunk, args.naive, args.loader_batches, args.patients, args.rounds, args.grid_sample_patches,
+           args.torch_patches) < 1:
+        raise InputError("petcad bench patches", "--chunk, --naive, --loader-batches, --patients, --rounds, "
+                         "--grid-sample-patches and --torch-patches must be >= 1")
+    size, spacing = 51, 1.0
+    res: dict = {"load_average_start": [round(v, 2) for v in os.getloadavg()], "cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="petcad-bench-") as tmp:
+        t0 = time.perf_counter()
+        cohort, source = _cohort(args, tmp)
+        res["cohort"] = source
+        res["load_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    cache = LesionCache.from_cohort(cohort, size=size, spacing_mm=spacing)
+    res.update(n_lesions=len(cache), cache_s=round(time.perf_counter() - t0, 2), cache_mb=round(cache.memory_mb, 1))
+    sampler = PatchSampler(size=size, spacing_mm=spacing, chunk=args.chunk)
+    warm_up()
+    sampler.sample(cache, np.zeros(2, np.int64), np.zeros((2, 6)))
+    res["rss_before_mb"] = round(_rss_mb()[0], 1)
+    grid = grid_transforms()
+    res.update(_versus_grid_sample(args, sampler, cache, grid))
+    res["variants"] = _memory_runs(sampler, cache, grid)
+    res.update(_naive_check(args, cohort, cache, sampler, grid))
+    res["ratio"] = round(res["petcad_patches_per_s"] / res["naive_patches_per_s"], 1)  # vs the whole volume
+    res.update(_torch_path(args, sampler, cache, grid))
+    res.update(_loader(args, cache))
+    if args.profile:
+        res["profile"] = _profile(sampler, cache, grid)
+    res["peak_rss_mb"] = round(_rss_mb()[0], 1)
     res["settings"] = {"size": size, "spacing_mm": spacing, "channels": 6, "grid": "rotations -10,0,10 deg x shifts "
-                       "-2,0,2 px on X, Y, Z", "chunk": args.chunk, "seed": args.seed,
+                       "-2,0,2 px on X, Y, Z", "chunk": args.chunk, "seed": args.seed, "rounds": args.rounds,
                        "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads()}
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     res["versions"] = software_versions()
     if args.json:
         print(json.dumps(res))
-        return 0
+    else:
+        _print(res)
+    return 0
+
+
+def _print(res: dict) -> None:
     print(f"cohort: {res['cohort']}: {res['n_lesions']} lesions, cache {res['cache_mb']} MB "
           f"(load {res['load_s']} s, crop {res['cache_s']} s)")
-    for n_var, r in runs.items():
-        print(f"petcad sampler, {n_var:3d} variants/lesion: {r['patches']:7d} patches in {r['seconds']:.2f} s = "
-              f"{r['patches_per_s']:9.1f} patches/s (CPU {r['cpu_seconds']:.2f} s: {r['patches_per_cpu_s']:.0f} per CPU-second); peak RSS {r['peak_rss_mb']} MB, RSS {r['rss_mb']} MB")
-    print(f"naive (SimpleITK resample of the whole CT and PET to 1 mm, then slice): {res['naive_patches']} patches, "
-          f"{res['naive_patches_per_s']} patches/s; max |naive - petcad| CT "
-          f"{res['naive_vs_petcad_max_abs_diff']['CT_HU']:.3g} HU, PET {res['naive_vs_petcad_max_abs_diff']['PET_SUV']:.3g} SUV")
-    print(f"ratio petcad / naive: {res['ratio']}x")
-    print(f"PatchDataset via DataLoader (batch 128, workers 0, normalised): {res['loader_patches_per_s']} patches/s; "
-          f"via PatchBatchIterator: {res['batch_iterator_patches_per_s']} patches/s")
+    for i, r in enumerate(res["rounds"], start=1):
+        print(f"round {i}: petcad {r['petcad_patches_per_s']:9.1f} patches/s ({r['petcad_patches_per_cpu_s']:.0f} per "
+              f"CPU-second), grid_sample {r['grid_sample_patches_per_s']:8.1f} patches/s")
+    print(f"petcad sampler: {res['petcad_patches_per_s']:.1f} augmented 6-channel 51x51 patches/s (median of rounds, "
+          f"{res['n_lesions'] * 729} patches each)")
+    gd = res["grid_sample_vs_petcad_max_abs_diff"]
+    print(f"torch grid_sample on the same crops (grids precomputed): {res['grid_sample_patches_per_s']:.1f} patches/s "
+          f"({res['grid_sample_patches']} patches); max |grid_sample - petcad| CT {gd['CT_HU']:.3g} HU, "
+          f"PET {gd['PET_SUV']:.3g} SUV")
+    print(f"ratio petcad / grid_sample: {res['ratio_vs_grid_sample']}x")
+    for n_var, r in res["variants"].items():
+        print(f"memory, {n_var:3d} variants/lesion: {r['patches']:7d} patches in {r['seconds']:.2f} s = "
+              f"{r['patches_per_s']:9.1f} patches/s; peak RSS {r['peak_rss_mb']} MB, RSS {r['rss_mb']} MB")
+    nd = res["naive_vs_petcad_max_abs_diff"]
+    print(f"whole volume (SimpleITK resample of the whole CT and PET to 1 mm, then slice): {res['naive_patches']} "
+          f"patches, {res['naive_patches_per_s']} patches/s; max |naive - petcad| CT {nd['CT_HU']:.3g} HU, "
+          f"PET {nd['PET_SUV']:.3g} SUV; ratio petcad / whole volume: {res['ratio']}x")
+    print(f"torch path (TorchPatchSampler, the CUDA sampler) on {res['torch_path_device']}: "
+          f"{res['torch_path_patches_per_s']} patches/s ({res['torch_path_patches']} patches); max |torch - petcad| "
+          f"{res['torch_path_vs_petcad_max_abs_diff']:.3g}")
+    print(f"training loader (LesionData.sample: random policy, fixed normalisation, batch 128): "
+          f"{res['loader_patches_per_s']} patches/s")
+    if "profile" in res:
+        pr = res["profile"]
+        print(f"profile ({pr['patches']} patches, {pr['patch_bytes_written']} bytes written per patch, "
+              f"{pr['threads']} threads): checks + index tables {pr['checks_and_tables_us_per_patch']} us/patch; "
+              "kernel patches/s: " + ", ".join(f"{k} {v}" for k, v in pr["kernel_patches_per_s"].items()))
     print(f"peak RSS: {res['peak_rss_mb']} MB (before sampling {res['rss_before_mb']} MB)")
     print(f"machine: {res['cpu_count']} CPUs, load average {res['load_average_start'][0]} at start, "
           f"{res['load_average_end'][0]} at end (above the CPU count, the CPUs were shared with other processes)")
-    return 0
