@@ -10,6 +10,12 @@ Accuracy (``--auc MANIFEST``): a patient-grouped hold-out (``--test-fraction``
 of the patients, ``GroupShuffleSplit`` with ``--seed``), every network trained
 on the rest (its early-stopping patients drawn from them), AUC on the held-out
 lesions with the DeLong 95 % CI and the patient-cluster bootstrap 95 % CI.
+
+Fine-tuning (``--auc MANIFEST --init-weights RUN_DIR``): every network is trained
+twice on the same training lesions with the same seed and settings, from scratch
+and initialised from RUN_DIR (another cohort's run: matching layers loaded, see
+:func:`petcad.models.checkpoint.load_init_weights`), and both are scored on the
+same held-out lesions, with the paired DeLong test of the difference.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ def add_arguments(parser) -> None:
                         help=f"dropout before the classifier in --auc mode (default {D.dropout:g})")
     parser.add_argument("--no-dihedral", action="store_true",
                         help="no per-plane mirrors / quarter turns during training in --auc mode")
+    parser.add_argument("--init-weights", default=None, metavar="RUN_DIR",
+                        help="in --auc mode, also train each network initialised from this run (fine-tuning) and "
+                             "compare it with training from scratch on the same hold-out (paired DeLong test)")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
 
 
@@ -238,7 +247,7 @@ def run_auc(args) -> int:
     from sklearn.model_selection import GroupShuffleSplit
 
     from petcad.errors import InputError
-    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc
+    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc, delong_test
     from petcad.models.data import load_manifest_data
     from petcad.models.config import default_lr
     from petcad.models.estimator import CNNClassifier
@@ -252,6 +261,9 @@ def run_auc(args) -> int:
     _, data = load_manifest_data(args.auc, with_features="hybrid" in names, normalization=args.normalization,
                                  with_mask=args.with_mask)
     t_load = time.perf_counter() - t0
+    if len(data.classes) != 2:
+        raise InputError(args.auc, f"the hold-out AUC needs two labels, the manifest has {len(data.classes)} "
+                                   f"({', '.join(data.classes)}); use petcad compare for K classes")
     idx = np.arange(len(data))
     tr, te = next(GroupShuffleSplit(n_splits=1, test_size=args.test_fraction, random_state=args.seed)
                   .split(idx, data.y, data.groups))
@@ -273,31 +285,49 @@ def run_auc(args) -> int:
               f"{'off' if args.no_dihedral else 'on'}, patience {args.patience}", flush=True)
         print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}",
               flush=True)
+    if args.init_weights:
+        meta["init_weights"] = str(args.init_weights)
     rows = []
     for name in names:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
-        t = time.perf_counter()
-        clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            threads=args.threads, progress=args.progress, lr=default_lr(name),
-                            min_samples_per_epoch=args.min_samples_per_epoch, patience=args.patience,
-                            dropout=args.dropout, dihedral=not args.no_dihedral)
-        clf.fit(data, tr)
-        p = clf.predict_proba(data, te)[:, 1]
-        secs = time.perf_counter() - t
-        d = auc_ci(data.y[te], p)
-        b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=args.seed)
-        rows.append({"model": name, "auc": round(d.value, 4), "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
-                     "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
-                     "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
-        r = rows[-1]
-        if not args.json:
-            print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
-                  f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} "
-                  f"{r['train_seconds']:>8.1f}", flush=True)
+        probs = {}
+        for init in [None] + ([args.init_weights] if args.init_weights else []):
+            t = time.perf_counter()
+            clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                threads=args.threads, progress=args.progress, lr=default_lr(name),
+                                min_samples_per_epoch=args.min_samples_per_epoch, patience=args.patience,
+                                dropout=args.dropout, dihedral=not args.no_dihedral, init_weights=init)
+            clf.fit(data, tr)
+            p = probs[init] = clf.predict_proba(data, te)[:, 1]
+            secs = time.perf_counter() - t
+            d = auc_ci(data.y[te], p)
+            b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=args.seed)
+            rows.append({"model": name if init is None else f"{name}+init", "auc": round(d.value, 4),
+                         "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
+                         "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
+                         "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
+            if init is not None:
+                rows[-1]["layers_loaded"] = clf.init_report_["layers_loaded"]
+                rows[-1]["p_vs_scratch"] = round(delong_test(data.y[te], p, probs[None])[1], 4)
+            if not args.json:
+                _print_auc_row(rows[-1])
     if args.json:
         print(json.dumps({"settings": meta, "results": rows}, indent=2))
     return 0
 
 
+def _print_auc_row(r: dict) -> None:
+    print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
+          f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} "
+          f"{r['train_seconds']:>8.1f}", flush=True)
+    if "p_vs_scratch" in r:
+        print(f"  initialised from --init-weights (layers {', '.join(r['layers_loaded'])}); paired DeLong p vs "
+              f"scratch on the same hold-out: {r['p_vs_scratch']:.3f}", flush=True)
+
+
 def run(args) -> int:
+    if args.init_weights and not args.auc:
+        from petcad.errors import InputError
+
+        raise InputError("--init-weights", "only with --auc MANIFEST (fine-tuned vs scratch on one hold-out)")
     return run_auc(args) if args.auc else run_speed(args)

@@ -169,12 +169,14 @@ def init_source(path: str | os.PathLike) -> tuple[Path, tuple[str, ...] | None, 
 def load_init_weights(model, source: str | os.PathLike, classes) -> dict:
     """Initialise ``model`` from another run (fine-tuning): matching layers loaded, the rest left as initialised.
 
-    A tensor is loaded when its name and shape match. The output layer (``head``) is
+    A layer (module, e.g. ``features.0``) is loaded when the source has every one of its
+    tensors under the same name with the same shape. The output layer (``head``) is
     resized when the label sets differ: the rows of the classes both runs know (by
     label name) are copied, the rows of new classes keep their fresh initialisation.
-    Returns a report: ``loaded`` / ``reinitialised`` tensors, the same by layer
-    (``layers_loaded``, ``layers_reinitialised``), ``head_classes_loaded``,
-    ``source`` and ``source_classes``.
+    At least one layer besides the head must load (else InputError). Returns a report:
+    ``loaded`` / ``reinitialised`` tensors, the same by layer (``layers_loaded``,
+    ``layers_reinitialised``), ``skipped_shape``, ``missing``, ``head_classes_loaded``,
+    ``source``, ``source_model`` and ``source_classes``.
     """
     import torch
 
@@ -182,42 +184,56 @@ def load_init_weights(model, source: str | os.PathLike, classes) -> dict:
     tensors, _ = read_tensors(weights)
     tensors = {k.removeprefix("module."): v for k, v in tensors.items() if not k.startswith(OPT_PREFIX)}
     own = model.state_dict()
+    layer = lambda k: k.rsplit(".", 1)[0]  # noqa: E731
+    layers: dict[str, list[str]] = {}
+    for k in own:
+        layers.setdefault(layer(k), []).append(k)
     sd, loaded, head_rows, skipped = dict(own), [], [], []
     classes = list(classes)
-    for k, v in tensors.items():
-        if k not in own:
+    relabel = src_classes is not None and list(src_classes) != classes
+    for name, keys in layers.items():
+        if name == "head" and relabel:
+            head_rows = _map_head_rows(sd, tensors, keys, list(src_classes), classes)
+            skipped += [f"{k} (labels {', '.join(src_classes)} -> {', '.join(classes)})" for k in keys if k in tensors]
             continue
-        if k.startswith("head.") and src_classes is not None and list(src_classes) != classes:
-            if v.shape[1:] == own[k].shape[1:] and v.shape[0] == len(src_classes):
-                new = own[k].clone()
-                for i, c in enumerate(classes):
-                    if c in src_classes:
-                        new[i] = v[list(src_classes).index(c)].to(own[k].dtype)
-                        head_rows.append(c)
-                sd[k] = new
-            skipped.append(f"{k} (labels {', '.join(src_classes)} -> {', '.join(classes)})")
+        bad = [f"{k} {tuple(tensors[k].shape)} != {tuple(own[k].shape)}" for k in keys
+               if k in tensors and tuple(tensors[k].shape) != tuple(own[k].shape)]
+        if bad or not all(k in tensors for k in keys):
+            skipped += bad
             continue
-        if tuple(own[k].shape) == tuple(v.shape):
-            sd[k] = v.to(own[k].dtype)
+        for k in keys:
+            sd[k] = tensors[k].to(own[k].dtype)
             loaded.append(k)
-        else:
-            skipped.append(f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}")
-    if not loaded:
+    if not [k for k in loaded if layer(k) != "head"]:
         raise InputError(source, f"no layer of {weights.name} matches the network {getattr(model, 'name', '')} "
                                  "(names and shapes)")
     with torch.no_grad():
         model.load_state_dict(sd)
     reinit = sorted(set(own) - set(loaded))
-    layer = lambda k: k.rsplit(".", 1)[0]  # noqa: E731
     return {
         "source": str(source), "source_model": src_cfg.get("model"),
         "source_classes": None if src_classes is None else list(src_classes),
         "loaded": sorted(loaded), "reinitialised": reinit, "skipped_shape": skipped,
         "missing": sorted(set(own) - set(tensors)),
-        "layers_loaded": sorted({layer(k) for k in loaded} - {layer(k) for k in reinit}),
+        "layers_loaded": sorted({layer(k) for k in loaded}),
         "layers_reinitialised": sorted({layer(k) for k in reinit}),
         "head_classes_loaded": sorted(set(head_rows)),
     }
+
+
+def _map_head_rows(sd: dict, tensors: dict, keys: list[str], src_classes: list[str], classes: list[str]) -> list[str]:
+    """Copy into ``sd`` the head rows of the classes both label lists share; returns those classes."""
+    shared = [c for c in classes if c in src_classes]
+    for k in keys:
+        v = tensors.get(k)
+        if v is None or v.shape[0] != len(src_classes) or v.shape[1:] != sd[k].shape[1:]:
+            return []
+    for k in keys:
+        new = sd[k].clone()
+        for c in shared:
+            new[classes.index(c)] = tensors[k][src_classes.index(c)].to(new.dtype)
+        sd[k] = new
+    return shared
 
 
 def describe_init(report: dict) -> list[str]:

@@ -68,7 +68,11 @@ def software_versions() -> dict:
 
 
 def patient_split(y: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (into ``y``) of the training and validation parts; no patient in both."""
+    """Positions (into ``y``) of the training and validation parts; no patient in both.
+
+    ``StratifiedGroupKFold`` when every class has enough lesions, else a seeded
+    ``GroupShuffleSplit`` (the first of 20 draws whose training part holds every class).
+    """
     if val_fraction <= 0:
         return np.arange(len(y)), np.array([], dtype=np.int64)
     from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
@@ -80,7 +84,15 @@ def patient_split(y: np.ndarray, groups: np.ndarray, val_fraction: float, seed: 
     if n_groups >= k and np.bincount(y).min() >= k:
         tr, va = next(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
     else:
-        tr, va = next(GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed).split(np.zeros(len(y)), y, groups))
+        # few patients: the first of up to 20 seeded draws whose training part holds every class
+        draws = GroupShuffleSplit(n_splits=20, test_size=val_fraction, random_state=seed).split(np.zeros(len(y)), y, groups)
+        first = None
+        for tr, va in draws:
+            first = first or (tr, va)
+            if np.unique(y[tr]).size == np.unique(y).size:
+                break
+        else:
+            tr, va = first
     return np.sort(tr), np.sort(va)
 
 
@@ -286,6 +298,7 @@ def train(
                                    if data.normalization == "patch" else
                                    "fixed: CT (clip(HU, -1000, 1000) - 40) / 300, PET clip(SUV, 0, 30) / 3"),
             "classes": list(data.classes),
+            "task": getattr(data, "task", "classify"),  # "segment": petcad.segment's point data (none + lesion labels)
             "class_balance": f"weighted cross-entropy, weight n / ({K} n_c)",
             "feature_names": list(data.feature_names) if scaler is not None else [],
             "feature_mean": scaler.mean.tolist() if scaler is not None else [],
