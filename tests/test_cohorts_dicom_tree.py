@@ -88,3 +88,13 @@ def test_import_dicom_tree_bad_input(tree, tmp_path, capsys):
     assert main(["import", "dicom", str(nomask), "--out", str(out)]) == 2
     assert "no DICOM SEG or RTSTRUCT file" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_mask_from_another_frame_of_reference_is_refused(tree, tmp_path, capsys):
+    rs = next((tree / "case2" / "RS").glob("*.dcm"))
+    man = tmp_path / "m.csv"
+    man.write_text("patient_id,ct,pet,lesion_id,x,y,z,label,mask\n"
+                   f"case1,{tree / 'case1' / 'CT'},{tree / 'case1' / 'PET'},L1,,,,malignant,{rs}\n")
+    assert main(["manifest", str(man)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{man}: row 2: mask" in err[0] and "frame" in err[0].lower(), err

@@ -188,6 +188,7 @@ class Study:
     pet: Volume
     lesions: list[Lesion] = field(default_factory=list)
     suv: dict = field(default_factory=dict)
+    frame_of_reference_uid: str = ""  # of the DICOM images ("" for image files): DICOM masks must share it
 
     @property
     def has_ct(self) -> bool:

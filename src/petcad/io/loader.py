@@ -173,5 +173,7 @@ def load_study(
     if c is not None:
         check_frames(c, p, allow_frame_mismatch=allow_frame_mismatch)
         check_overlap(c, p)
+    frames = {u for u in (None if c is None else c.frame_of_reference_uid, p.frame_of_reference_uid) if u}
+    frame = frames.pop() if len(frames) == 1 else ""  # none, or CT and PET allowed to differ: no one frame
     return Study(patient_id=str(patient_id), ct=None if c is None else c.volume, pet=p.volume, lesions=list(lesions),
-                 suv=p.suv_audit or {})
+                 suv=p.suv_audit or {}, frame_of_reference_uid=frame)

@@ -229,7 +229,7 @@ def _read_mask(row: ManifestRow, manifest: Path, study: Study) -> Volume:
                              "RTSTRUCT reader (petcad.io.masks)") from None
         like = study.ct if study.ct is not None else study.pet
         try:
-            m = load_mask(row.mask, like, row.mask_label)
+            m = load_mask(row.mask, like, row.mask_label, frame_of_reference_uid=study.frame_of_reference_uid or None)
         except InputError as exc:
             raise InputError(where, f"mask {exc.where or row.mask}: {exc.problem}") from None
         m = Volume((np.asarray(m.array) != 0).astype(np.uint8), m.origin, m.spacing, m.direction)
