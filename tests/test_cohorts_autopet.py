@@ -100,6 +100,10 @@ def test_import_autopet_bad_input(tmp_path, capsys):
     assert main(["import", "autopet", str(root), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fdg_metadata.csv" in err[0] and "'Subject ID'" in err[0]
+    (root / "fdg_metadata.csv").unlink()
+    assert main(["import", "autopet", str(root), "--out", str(out)]) == 2  # one negative study, no lesion
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "no lesions found, nothing written" in err[-1] and "listed as negatives): 1" in err[-1]
     assert main(["import", "autopet", str(root), "--out", str(out), "--labels", "x.csv"]) == 2
     assert "--labels: applies to dicom only" in capsys.readouterr().err
     assert not out.exists()

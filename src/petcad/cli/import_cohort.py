@@ -48,6 +48,7 @@ def run(args) -> int:
     import sys
 
     from petcad.cohorts.common import write_result
+    from petcad.errors import InputError
 
     _check_options(args)
     if args.name == "autopet":
@@ -64,6 +65,9 @@ def run(args) -> int:
         res = import_dicom_tree(args.root, labels_csv=args.labels, default_label=args.default_label)
     for note in res.notes:
         print(f"petcad: warning: {note}", file=sys.stderr)
+    if not res.rows:
+        counted = "; ".join(f"{k}: {v}" for k, v in res.counts.items()) or "nothing counted"
+        raise InputError(args.root, f"no lesions found, nothing written ({counted})")
     written = write_result(res, args.out)
     labels: dict[str, int] = {}
     for r in res.rows:
