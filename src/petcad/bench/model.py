@@ -16,6 +16,15 @@ twice on the same training lesions with the same seed and settings, from scratch
 and initialised from RUN_DIR (another cohort's run: matching layers loaded, see
 :func:`petcad.models.checkpoint.load_init_weights`), and both are scored on the
 same held-out lesions, with the paired DeLong test of the difference.
+
+Classifiability (``--auc MANIFEST --embedding-loss none,fisher --deep-baselines svm,rf``):
+every network is trained once per embedding loss (:mod:`petcad.models.embedding`, weight
+``--embedding-weight``), same split, seed and settings; each trained network's penultimate
+features (the "deep features") of the training lesions feed the classical SVM / RF
+(:class:`petcad.evaluation.classifiers.TunedClassifier`, tuned by patient-grouped inner CV
+on the training lesions, as ``cnn-svm`` / ``cnn-rf`` of ``petcad compare``), which then
+score the held-out lesions' deep features: rows ``NETWORK[+LOSS]/svm`` and ``/rf``, with the
+paired DeLong p against that network's own softmax on the same lesions.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ ALL_MODELS = ("wang2017", "multiview", "alexnet", "hybrid")
 
 
 def add_arguments(parser) -> None:
-    from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS, TrainConfig as D
+    from petcad.models.config import DEFAULT_NORMALIZATION, EMBEDDING_LOSSES, NORMALIZATIONS, TrainConfig as D
 
     parser.add_argument("--json", action="store_true", help="print JSON (a list, one object per network)")
     parser.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated networks (default all)")
@@ -58,6 +67,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init-weights", default=None, metavar="RUN_DIR",
                         help="in --auc mode, also train each network initialised from this run (fine-tuning) and "
                              "compare it with training from scratch on the same hold-out (paired DeLong test)")
+    parser.add_argument("--embedding-loss", default=D.embedding_loss, metavar="LOSS[,LOSS...]",
+                        help=f"in --auc mode, train each network once per loss in this comma-separated list "
+                             f"({' | '.join(EMBEDDING_LOSSES)}; default {D.embedding_loss}): a term on the penultimate "
+                             "features beside the cross-entropy (petcad.models.embedding)")
+    parser.add_argument("--embedding-weight", type=float, default=D.embedding_weight,
+                        help=f"weight of the embedding term (default {D.embedding_weight:g})")
+    parser.add_argument("--deep-baselines", default="", metavar="svm,rf",
+                        help="in --auc mode, also score SVM / RF on each trained network's penultimate features "
+                             "(tuned on the training lesions' deep features; cnn-svm / cnn-rf of petcad compare)")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
 
 
@@ -254,6 +272,10 @@ def run_auc(args) -> int:
     from petcad.models.train import software_versions
 
     names = _models(args.models)
+    losses, baselines = _embedding_losses(args.embedding_loss), _deep_baselines(args.deep_baselines)
+    # the model column: wide enough for NETWORK+LOSS+init/svm
+    w = max(10, max(len(n) for n in names) + max(len(s) + 1 for s in losses) + 5 * bool(args.init_weights)
+            + 4 * bool(baselines))
     if not (0 < args.test_fraction < 1):
         raise InputError("--test-fraction", "must be in (0, 1)")
     torch.set_num_threads(args.threads)
@@ -283,43 +305,104 @@ def run_auc(args) -> int:
               f">= {args.min_samples_per_epoch} samples per epoch, {args.normalization} normalisation, "
               f"{data.n_channels} channels, dropout {args.dropout}, per-plane mirrors/turns "
               f"{'off' if args.no_dihedral else 'on'}, patience {args.patience}", flush=True)
-        print(f"{'model':<10} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}",
+        print(f"{'model':<{w}} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}"
+              f"{f'  (embedding weight {args.embedding_weight:g})' if losses != ['none'] else ''}",
               flush=True)
     if args.init_weights:
         meta["init_weights"] = str(args.init_weights)
+    meta.update(embedding_losses=losses, embedding_weight=args.embedding_weight, deep_baselines=baselines)
     rows = []
     for name in names:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
         probs = {}
-        for init in [None] + ([args.init_weights] if args.init_weights else []):
+        for init, loss in [(i, lo) for i in [None] + ([args.init_weights] if args.init_weights else [])
+                           for lo in losses]:
             t = time.perf_counter()
             clf = CNNClassifier(model=name, epochs=epochs, batch_size=args.batch_size, seed=args.seed, device=args.device,
                                 threads=args.threads, progress=args.progress, lr=default_lr(name),
                                 min_samples_per_epoch=args.min_samples_per_epoch, patience=args.patience,
-                                dropout=args.dropout, dihedral=not args.no_dihedral, init_weights=init)
+                                dropout=args.dropout, dihedral=not args.no_dihedral, init_weights=init,
+                                embedding_loss=loss, embedding_weight=args.embedding_weight)
             clf.fit(data, tr)
-            p = probs[init] = clf.predict_proba(data, te)[:, 1]
+            p = probs[init, loss] = clf.predict_proba(data, te)[:, 1]
             secs = time.perf_counter() - t
             d = auc_ci(data.y[te], p)
             b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=args.seed)
-            rows.append({"model": name if init is None else f"{name}+init", "auc": round(d.value, 4),
+            rows.append({"model": name + ("" if loss == "none" else f"+{loss}") + ("" if init is None else "+init"),
+                         "embedding_loss": loss, "auc": round(d.value, 4),
                          "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
                          "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
                          "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
             if init is not None:
                 rows[-1]["layers_loaded"] = clf.init_report_["layers_loaded"]
-                rows[-1]["p_vs_scratch"] = round(delong_test(data.y[te], p, probs[None])[1], 4)
+                rows[-1]["p_vs_scratch"] = round(delong_test(data.y[te], p, probs[None, loss])[1], 4)
             if not args.json:
-                _print_auc_row(rows[-1])
+                _print_auc_row(rows[-1], w)
+            for r in _deep_baseline_rows(baselines, clf, data, tr, te, p, rows[-1], args.seed):
+                rows.append(r)
+                if not args.json:
+                    _print_auc_row(r, w)
     if args.json:
         print(json.dumps({"settings": meta, "results": rows}, indent=2))
     return 0
 
 
-def _print_auc_row(r: dict) -> None:
-    print(f"{r['model']:<10} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
+def _embedding_losses(text: str) -> list[str]:
+    from petcad.errors import InputError
+    from petcad.models.config import EMBEDDING_LOSSES
+
+    losses = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in losses if s not in EMBEDDING_LOSSES]
+    if bad or not losses or len(set(losses)) != len(losses):
+        raise InputError("--embedding-loss", f"a comma-separated list of distinct {', '.join(EMBEDDING_LOSSES)}, "
+                                             f"got {text!r}")
+    return losses
+
+
+def _deep_baselines(text: str) -> list[str]:
+    from petcad.errors import InputError
+
+    methods = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in methods if s not in ("svm", "rf")]
+    if bad or len(set(methods)) != len(methods):
+        raise InputError("--deep-baselines", f"a comma-separated list of svm, rf, got {text!r}")
+    return methods
+
+
+def _deep_baseline_rows(methods, clf, data, tr, te, p_net, net_row: dict, seed: int) -> list[dict]:
+    """SVM / RF on the network's penultimate features: tuned on the training lesions, scored on the hold-out."""
+    import numpy as np
+
+    from petcad.evaluation.classifiers import TunedClassifier
+    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc, delong_test
+
+    if not methods:
+        return []
+    z_tr, z_te = clf.deep_features(data, tr), clf.deep_features(data, te)
+    rows = []
+    for m in methods:
+        t = time.perf_counter()
+        tc = TunedClassifier(m, inner_splits=3, seed=seed).fit(z_tr, data.y[tr], data.groups[tr])
+        q = tc.predict_proba(z_te)[:, 1]
+        d = auc_ci(data.y[te], q)
+        b = cluster_bootstrap_auc(data.y[te], q, data.groups[te], seed=seed)
+        rows.append({"model": f"{net_row['model']}/{m}", "embedding_loss": net_row["embedding_loss"],
+                     "deep_features_of": net_row["model"], "auc": round(d.value, 4), "delong_lo": round(d.lo, 4),
+                     "delong_hi": round(d.hi, 4), "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4),
+                     "epochs_max": net_row["epochs_max"], "epochs_run": net_row["epochs_run"],
+                     "best_epoch": net_row["best_epoch"], "train_seconds": round(time.perf_counter() - t, 1),
+                     "best_params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in tc.best_params_.items()},
+                     "p_vs_network": round(delong_test(data.y[te], q, p_net)[1], 4)})
+    return rows
+
+
+def _print_auc_row(r: dict, width: int = 10) -> None:
+    print(f"{r['model']:<{width}} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
           f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} "
           f"{r['train_seconds']:>8.1f}", flush=True)
+    if "p_vs_network" in r:
+        print(f"  {r['model'].rsplit('/', 1)[1].upper()} on {r['deep_features_of']}'s penultimate features; paired "
+              f"DeLong p vs its softmax on the same hold-out: {r['p_vs_network']:.3f}", flush=True)
     if "p_vs_scratch" in r:
         print(f"  initialised from --init-weights (layers {', '.join(r['layers_loaded'])}); paired DeLong p vs "
               f"scratch on the same hold-out: {r['p_vs_scratch']:.3f}", flush=True)
@@ -330,4 +413,9 @@ def run(args) -> int:
         from petcad.errors import InputError
 
         raise InputError("--init-weights", "only with --auc MANIFEST (fine-tuned vs scratch on one hold-out)")
+    if (args.deep_baselines or args.embedding_loss != "none") and not args.auc:
+        from petcad.errors import InputError
+
+        raise InputError("--embedding-loss" if args.embedding_loss != "none" else "--deep-baselines",
+                         "only with --auc MANIFEST (hold-out AUC with and without the loss)")
     return run_auc(args) if args.auc else run_speed(args)

@@ -15,9 +15,12 @@ from petcad.errors import InputError
 NORMALIZATIONS = ("fixed", "patch")
 DEFAULT_NORMALIZATION = NORMALIZATIONS[0]
 
+#: embedding losses added to the cross-entropy (see :mod:`petcad.models.embedding`); the first is the default
+EMBEDDING_LOSSES = ("none", "supcon", "fisher")
+
 #: settings that must equal the saved ones for ``--resume``
 RESUME_KEYS = ("model", "seed", "batch_size", "lr", "momentum", "weight_decay", "augment", "dihedral", "dropout",
-               "val_fraction", "min_samples_per_epoch", "normalization")
+               "val_fraction", "min_samples_per_epoch", "normalization", "embedding_loss", "embedding_weight")
 
 
 def default_lr(model: str) -> float:
@@ -34,6 +37,12 @@ class TrainConfig:
     (:func:`petcad.patches.augment.apply_dihedral`); ``dropout`` is the drop
     probability before the classifier of every network (``alexnet``: before each of
     its two hidden fully connected layers, as in AlexNet).
+
+    ``embedding_loss`` adds ``embedding_weight`` times a term on the penultimate features
+    (the "deep features" that ``cnn-svm`` / ``cnn-rf`` hand to the classical classifiers)
+    to the cross-entropy: ``supcon`` (supervised contrastive on the L2-normalised features)
+    or ``fisher`` (within-class over total scatter in the batch), see
+    :mod:`petcad.models.embedding`; ``none`` (default) trains on the cross-entropy alone.
     """
 
     model: str = "wang2017"
@@ -53,6 +62,8 @@ class TrainConfig:
     threads: int | None = None
     init_weights: str | None = None
     eval_batch_size: int = 256
+    embedding_loss: str = EMBEDDING_LOSSES[0]
+    embedding_weight: float = 0.1
 
     def validate(self) -> "TrainConfig":
         from petcad.models.registry import check_model_name  # imports torch: not at module level
@@ -76,6 +87,14 @@ class TrainConfig:
             raise InputError("--patience", "must be at least 1")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise InputError("--device", f"must be auto, cpu or cuda, got {self.device!r}")
+        if self.embedding_loss not in EMBEDDING_LOSSES:
+            raise InputError("--embedding-loss", f"must be {', '.join(EMBEDDING_LOSSES)}, got {self.embedding_loss!r}")
+        if not (math.isfinite(self.embedding_weight) and self.embedding_weight > 0):
+            raise InputError("--embedding-weight", f"must be a positive number, got {self.embedding_weight!r}")
         if self.threads is not None and self.threads < 1:
             raise InputError("--threads", "must be at least 1")
         return self
+
+
+#: the value of a resume key in a checkpoint written before the key existed
+RESUME_DEFAULTS = {"embedding_loss": TrainConfig.embedding_loss, "embedding_weight": TrainConfig.embedding_weight}

@@ -55,6 +55,9 @@ class CNNClassifier:
     init_weights : optional run directory of another training (fine-tuning) or safetensors / torch
         state-dict file: layers matching by name and shape are loaded, the head is resized to this
         run's labels (:func:`petcad.models.checkpoint.load_init_weights`).
+    embedding_loss, embedding_weight : ``none`` (cross-entropy only), ``supcon`` or ``fisher``: a term on the
+        penultimate features (those of :meth:`deep_features`) added to the cross-entropy with this weight
+        (:mod:`petcad.models.embedding`).
     run_dir, resume : where to write checkpoints, and whether to continue a killed run.
     progress : show a tqdm progress bar.
     """
@@ -78,6 +81,8 @@ class CNNClassifier:
         threads: int | None = None,
         init_weights: str | None = None,
         eval_batch_size: int = TrainConfig.eval_batch_size,
+        embedding_loss: str = TrainConfig.embedding_loss,
+        embedding_weight: float = TrainConfig.embedding_weight,
         run_dir: str | os.PathLike | None = None,
         resume: bool = False,
         progress: bool = False,
@@ -99,6 +104,8 @@ class CNNClassifier:
         self.threads = threads
         self.init_weights = init_weights
         self.eval_batch_size = eval_batch_size
+        self.embedding_loss = embedding_loss
+        self.embedding_weight = embedding_weight
         self.run_dir = run_dir
         self.resume = resume
         self.progress = progress
@@ -106,7 +113,8 @@ class CNNClassifier:
     def get_params(self, deep: bool = True) -> dict:
         return {k: getattr(self, k) for k in (
             "model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "augment", "dihedral", "dropout", "val_fraction",
-            "patience", "min_samples_per_epoch", "seed", "device", "threads", "init_weights", "eval_batch_size", "run_dir", "resume", "progress")}
+            "patience", "min_samples_per_epoch", "seed", "device", "threads", "init_weights", "eval_batch_size",
+            "embedding_loss", "embedding_weight", "run_dir", "resume", "progress")}
 
     def set_params(self, **params) -> "CNNClassifier":
         valid = self.get_params()
@@ -168,7 +176,9 @@ class CNNClassifier:
         ckpt.load_weights_into(model, weights, strict=True)
         clf = cls(model=cfg["model"], seed=cfg.get("seed", 0), device=device, threads=threads,
                   augment=cfg.get("augment", "random"), dihedral=bool(cfg.get("dihedral", False)),
-                  dropout=float(cfg.get("dropout", 0.0)))
+                  dropout=float(cfg.get("dropout", 0.0)),
+                  embedding_loss=cfg.get("embedding_loss", TrainConfig.embedding_loss),
+                  embedding_weight=float(cfg.get("embedding_weight", TrainConfig.embedding_weight)))
         model.to(resolve_device(device)).eval()
         clf._set_fitted(model, cfg)
         return clf

@@ -40,8 +40,12 @@ class PatchNet(nn.Module):
     def embed(self, x: torch.Tensor, f: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, f: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.embed(x, f))
+    def forward(self, x: torch.Tensor, f: torch.Tensor | None = None, with_embedding: bool = False):
+        """Logits ``(n, n_classes)``; with ``with_embedding`` the pair (logits, penultimate features), one pass
+        (training with an embedding loss, through DistributedDataParallel's forward)."""
+        z = self.embed(x, f)
+        logits = self.head(z)
+        return (logits, z) if with_embedding else logits
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] != self.patch_size or x.shape[3] != self.patch_size:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from petcad.io.options import add_on_irregular_option
-from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS, TrainConfig, default_lr
+from petcad.models.config import DEFAULT_NORMALIZATION, EMBEDDING_LOSSES, NORMALIZATIONS, TrainConfig, default_lr
 
 
 def add_train_arguments(parser) -> None:
@@ -38,6 +38,7 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--min-samples-per-epoch", type=int, default=D.min_samples_per_epoch,
                         help="an epoch makes whole passes over the training lesions until at least this many "
                              f"augmented samples were seen (default {D.min_samples_per_epoch}; 0 = one pass)")
+    add_embedding_arguments(parser)
     parser.add_argument("--device", default=D.device, help=f"auto | cpu | cuda (default {D.device}; auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's choice)")
     parser.add_argument("--size", type=int, default=51, help="patch size in pixels (default 51)")
@@ -58,6 +59,17 @@ def add_train_arguments(parser) -> None:
     add_on_irregular_option(parser)
 
 
+def add_embedding_arguments(parser, prefix: str = "") -> None:
+    """``--{prefix}embedding-loss`` / ``--{prefix}embedding-weight`` (train, bench model; compare with ``cnn-``)."""
+    D = TrainConfig
+    parser.add_argument(f"--{prefix}embedding-loss", default=D.embedding_loss, choices=EMBEDDING_LOSSES,
+                        help=f"a term on the penultimate (deep) features beside the cross-entropy (default "
+                             f"{D.embedding_loss}): supcon = supervised contrastive on the L2-normalised features, "
+                             "fisher = within-class / total scatter in the batch (petcad.models.embedding)")
+    parser.add_argument(f"--{prefix}embedding-weight", type=float, default=D.embedding_weight,
+                        help=f"weight of that term (default {D.embedding_weight:g})")
+
+
 def config_from_args(args):
     from petcad.models.registry import check_model_name
 
@@ -68,7 +80,7 @@ def config_from_args(args):
         weight_decay=args.weight_decay, augment=args.augment, dihedral=not args.no_dihedral,
         dropout=args.dropout, val_fraction=args.val_fraction,
         patience=args.patience, min_samples_per_epoch=args.min_samples_per_epoch, seed=args.seed, device=args.device, threads=args.threads,
-        init_weights=args.init_weights,
+        init_weights=args.init_weights, embedding_loss=args.embedding_loss, embedding_weight=args.embedding_weight,
     ).validate()
 
 

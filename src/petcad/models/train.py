@@ -37,7 +37,7 @@ import numpy as np
 from petcad.errors import InputError
 from petcad.models import checkpoint as ckpt
 from petcad.models.data import LesionData
-from petcad.models.config import RESUME_KEYS, TrainConfig  # noqa: F401  (TrainConfig re-exported)
+from petcad.models.config import RESUME_DEFAULTS, RESUME_KEYS, TrainConfig  # noqa: F401  (TrainConfig re-exported)
 from petcad.models.labels import classes_metadata
 from petcad.models.registry import build_model, count_parameters
 
@@ -200,6 +200,15 @@ def write_log(run_dir: Path, lines: list[str]) -> None:
     write_text(run_dir / "train.log", "\n".join(lines) + "\n")
 
 
+def embedding_text(cfg: TrainConfig) -> str:
+    """The training loss in words (``config.json``'s ``embedding_loss_text``)."""
+    from petcad.models.embedding import DESCRIPTIONS
+
+    if cfg.embedding_loss == "none":
+        return DESCRIPTIONS["none"]
+    return f"cross-entropy + {cfg.embedding_weight:g} x {DESCRIPTIONS[cfg.embedding_loss]}"
+
+
 def make_policy(kind: str):
     from petcad.patches.augment import AugmentPolicy
 
@@ -234,6 +243,8 @@ def train(
     """
     import torch
     import torch.nn.functional as F
+
+    from petcad.models.embedding import embedding_loss
 
     cfg.validate()
     indices = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -300,6 +311,7 @@ def train(
             "classes": list(data.classes),
             "task": getattr(data, "task", "classify"),  # "segment": petcad.segment's point data (none + lesion labels)
             "class_balance": f"weighted cross-entropy, weight n / ({K} n_c)",
+            "embedding_loss_text": embedding_text(cfg),
             "feature_names": list(data.feature_names) if scaler is not None else [],
             "feature_mean": scaler.mean.tolist() if scaler is not None else [],
             "feature_std": scaler.std.tolist() if scaler is not None else [],
@@ -325,7 +337,7 @@ def train(
                 log_lines[:0] = (run_dir / "train.log").read_text(encoding="utf-8").splitlines()
             if old.get("data_hash") != data_hash:
                 raise InputError(run_dir, "--resume with a different training list (data hash mismatch)")
-            diff = [k for k in RESUME_KEYS if old.get(k) != config.get(k)]
+            diff = [k for k in RESUME_KEYS if old.get(k, RESUME_DEFAULTS.get(k)) != config.get(k)]
             if diff:
                 raise InputError(run_dir, f"--resume with different settings: {', '.join(diff)}")
             state = ckpt.load_last(run_dir, model, optimizer)
@@ -378,7 +390,7 @@ def train(
                 transforms = policy.draw(rng, len(order))
                 codes = draw_dihedral(rng, len(order)) if cfg.dihedral else None
                 net.train()
-                loss_sum, n_seen, t_load = 0.0, 0, 0.0
+                loss_sum, n_seen, t_load, emb_sum = 0.0, 0, 0.0, 0.0
                 for a in range(0, len(order), B):
                     bi, bt = order[a : a + B], transforms[a : a + B]
                     bd = None if codes is None else codes[a : a + B]
@@ -392,8 +404,13 @@ def train(
                     f = None if scaler is None else torch.from_numpy(scaler.transform(data.features[bi])).to(device)
                     yb = torch.from_numpy(data.y[bi]).to(device)
                     t_load += time.perf_counter() - tl
-                    logits = net(x, f)
-                    loss = F.cross_entropy(logits, yb, weight=class_w)
+                    if cfg.embedding_loss == "none":
+                        loss = F.cross_entropy(net(x, f), yb, weight=class_w)
+                    else:  # cross-entropy + weight x the term on the penultimate features (petcad.models.embedding)
+                        logits, z = net(x, f, with_embedding=True)
+                        emb = embedding_loss(cfg.embedding_loss, z, yb)
+                        loss = F.cross_entropy(logits, yb, weight=class_w) + cfg.embedding_weight * emb
+                        emb_sum += float(emb.detach()) * len(bi)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -427,6 +444,8 @@ def train(
                        "lr": cfg.lr, "seconds": round(secs, 3),
                        "train_samples_per_s": round(n_seen * world_size / secs, 1) if secs > 0 else float("nan"),
                        "loader_seconds": round(t_load, 3)}
+                if cfg.embedding_loss != "none":  # the embedding term alone (train_loss includes it, weighted)
+                    row["train_embedding_loss"] = emb_sum / max(n_seen, 1)
                 state["history"].append(row)
                 say(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} val_auc {val_auc:.4f} ({secs:.1f} s)")
                 if writer_rank:
