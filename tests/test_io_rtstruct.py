@@ -102,6 +102,132 @@ def test_dro_rtstruct_is_the_nifti_mask_less_one_voxel_layer(test_data):
     assert not (a & ~b).any()
     assert 0.92 <= d < 0.93 and (int(a.sum()), int(b.sum())) == (174690, 203202)
     assert dice(ndimage.binary_dilation(a), b) > 0.99
+    # the same seen from the mask: its one-voxel erosion is the rasterised ROI
+    assert dice(ndimage.binary_erosion(b), a) > 0.99
+
+
+# ------------------------------------------------------------------ inclusion="touch"
+def _touches_brute(poly: np.ndarray, nj: int, ni: int) -> np.ndarray:
+    """Closed pixel squares met by the closed polygon, one pixel and one edge at a time (test oracle only)."""
+    from matplotlib.path import Path as MplPath
+
+    out = np.zeros((nj, ni), bool)
+    inside = MplPath(poly).contains_points(np.array([(i, j) for j in range(nj) for i in range(ni)])).reshape(nj, ni)
+    for j in range(nj):
+        for i in range(ni):
+            lo, hi = np.array([i - 0.5, j - 0.5]), np.array([i + 0.5, j + 0.5])
+            for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+                t0, t1, d = 0.0, 1.0, b - a
+                for ax in (0, 1):
+                    if d[ax] == 0:
+                        t0, t1 = (t0, t1) if lo[ax] <= a[ax] <= hi[ax] else (1.0, 0.0)
+                    else:
+                        ta, tb = sorted(((lo[ax] - a[ax]) / d[ax], (hi[ax] - a[ax]) / d[ax]))
+                        t0, t1 = max(t0, ta), min(t1, tb)
+                if t0 <= t1:
+                    out[j, i] = True
+                    break
+            out[j, i] |= inside[j, i]
+    return out
+
+
+def test_touch_rule_in_the_plane_matches_a_brute_force_oracle():
+    pytest.importorskip("matplotlib")
+    from petcad.io.rtstruct import _touch_fill
+
+    rng = np.random.default_rng(11)
+    for _ in range(5):  # random star-shaped polygons, vertices anywhere (not on the grid)
+        ang = np.sort(rng.uniform(0, 2 * np.pi, 9))
+        r = rng.uniform(1.5, 5.5, 9)
+        poly = np.c_[7 + r * np.cos(ang), 6 + r * np.sin(ang)]
+        ours = _touch_fill([poly], 13, 15).astype(bool)
+        assert np.array_equal(ours, _touches_brute(poly, 13, 15))
+    # a square whose edges lie on pixel borders touches the ring of pixels around it (closed squares)
+    sq = square(1.5, 4.5, 1.5, 3.5, 0.0)[:, :2]
+    m = _touch_fill([sq], 8, 8)
+    assert m.sum() == 5 * 4 and m[1:5, 1:6].all()  # i 1..5, j 1..4
+
+
+def test_touch_rule_along_the_normal_and_against_centre():
+    like = grid(origin=(0.0, 0.0, 0.5))  # slice centres at z = 0.5 ... 9.5 mm, slabs [k, k + 1] mm
+    roi = ROI(1, "sq", "", [square(1.5, 5.5, 2.5, 4.5, z) for z in (2.0, 4.0, 6.0)])  # slabs [1, 7] mm
+    centre = rasterise_roi(roi, like)
+    touch = rasterise_roi(roi, like, inclusion="touch")
+    # slices 0 (slab [0, 1]) and 7 ([7, 8]) meet the structure's slab by a face; slices 1..6 overlap it
+    assert touch.sum(axis=(1, 2)).nonzero()[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert not (centre & ~touch).any()
+    expected = np.zeros((12, 12), np.uint8)
+    expected[2:6, 1:7] = 1  # i 1..6 (1.5..5.5 touches i-squares 1..6), j 2..5 (2.5..4.5 touches j 2..5)
+    assert np.array_equal(touch[3], expected) and np.array_equal(touch[0], expected)
+    with pytest.raises(InputError, match="unknown RTSTRUCT inclusion rule 'area'"):
+        rasterise_roi(roi, like, inclusion="area")
+
+
+def test_touch_rule_on_the_shared_pairs(test_data, ge):
+    """Dice and voxel counts of both rules on both shared pairs (the figures in docs/io.md)."""
+    rs, ge_ref = ge
+    d0 = test_data / "suv_dro" / "DRO_0_0"
+    dro_ref = read_image(d0 / "mask" / "DRO_mask.nii.gz", modality="mask")
+    got = {}
+    for name, path, ref, label in (("GE", rs, ge_ref, "GTV_Mass"), ("DRO", d0 / "RS", dro_ref, None)):
+        b = ref.array.astype(bool)
+        for rule in ("centre", "touch"):
+            a = load_mask(path, ref, label, inclusion=rule).array.astype(bool)
+            got[name, rule] = (round(dice(a, b), 4), int(a.sum()), int(b.sum()), int(np.sum(a & ~b)))
+            print(f"{name} {rule}: Dice {got[name, rule][0]:.4f}, voxels {a.sum()} vs {b.sum()} "
+                  f"({100 * (a.sum() / b.sum() - 1):+.1f} %), {got[name, rule][3]} outside the reference")
+    assert got["GE", "centre"] == (1.0, 5095, 5095, 0)
+    assert got["DRO", "centre"] == (0.9245, 174690, 203202, 0)
+    # touch reaches the DRO target (Dice >= 0.97, count within 2 %) and stays inside its mask ...
+    dice_t, n_t, n_ref, out_t = got["DRO", "touch"]
+    assert dice_t >= 0.97 and abs(n_t - n_ref) <= 0.02 * n_ref and out_t == 0
+    assert (dice_t, n_t) == (0.9937, 200645)
+    # ... but not the GE target: the two references follow different rules
+    assert got["GE", "touch"][0] < 0.9 and got["GE", "touch"][1] > 1.2 * 5095
+
+
+def test_touch_rule_dro_end_slices_come_from_face_contact(test_data):
+    """Slices 1 and 18 of the DRO mask hold no contour plane: only the closed (touching) slab reaches them."""
+    d0 = test_data / "suv_dro" / "DRO_0_0"
+    ref = read_image(d0 / "mask" / "DRO_mask.nii.gz", modality="mask")
+    touch = load_mask(d0 / "RS", ref, inclusion="touch").array.sum(axis=(1, 2))
+    centre = load_mask(d0 / "RS", ref).array.sum(axis=(1, 2))
+    mask = (ref.array > 0).sum(axis=(1, 2))
+    print("DRO_0_0 voxels per slice: mask", mask.tolist(), "touch", touch.tolist(), "centre", centre.tolist())
+    assert mask.nonzero()[0].tolist() == list(range(1, 19)) and centre.nonzero()[0].tolist() == list(range(2, 18))
+    assert touch.nonzero()[0].tolist() == list(range(1, 19))
+    # even touching, every slice misses part of the mask's outer ring, which no contour reaches
+    assert np.all(touch[1:19] < mask[1:19]) and np.all(mask[1:19] - touch[1:19] >= 100)
+
+
+def test_inclusion_is_refused_for_non_rtstruct_masks(test_data):
+    d0 = test_data / "suv_dro" / "DRO_0_0"
+    nii = d0 / "mask" / "DRO_mask.nii.gz"
+    ref = read_image(nii, modality="mask")
+    with pytest.raises(InputError, match="applies to RTSTRUCT contours only"):
+        load_mask(nii, ref, inclusion="touch")
+
+
+def test_cli_mask_inclusion_option(test_data, tmp_path, capsys):
+    import json
+
+    from petcad.cli import main
+
+    d0 = test_data / "suv_dro" / "DRO_0_0"
+    out = tmp_path / "m.nii.gz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["mask", str(d0 / "RS"), "--like", str(d0 / "mask" / "DRO_mask.nii.gz"), "--inclusion", "touch",
+                     "--out", str(out), "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 0 and rep["inclusion"] == "touch" and rep["labels"][0]["voxels"] == 200645
+    assert int(read_image(out, modality="mask").array.sum()) == 200645
+    bad = tmp_path / "bad.nii.gz"
+    code = main(["mask", str(d0 / "mask" / "DRO_mask.nii.gz"), "--like", str(d0 / "mask" / "DRO_mask.nii.gz"),
+                 "--inclusion", "touch", "--out", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--inclusion" in err and "only used with an RTSTRUCT" in err and not bad.exists()
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_roi_without_contours_and_frame_mismatch(ge, tmp_path):

@@ -15,8 +15,9 @@ HELP = "turn a DICOM SEG / RTSTRUCT into a mask on an image grid, or a label map
 DESCRIPTION = (
     "Read one segment / ROI (or several, as a label map 1..n in the order given) of a DICOM SEG, an RTSTRUCT or an "
     "image mask onto the grid of IMAGE (a DICOM series folder or an image file), or with --to-seg write a label map "
-    "as a DICOM SEG referencing a DICOM series. RTSTRUCT rule: a voxel is inside when its centre is inside the "
-    "contours (even-odd) of the nearest contour plane, within half the contour-plane spacing."
+    "as a DICOM SEG referencing a DICOM series. RTSTRUCT rule (--inclusion centre, the default): a voxel is inside "
+    "when its centre is inside the contours (even-odd) of the nearest contour plane, within half the contour-plane "
+    "spacing; --inclusion touch takes every voxel the structure touches or overlaps."
 )
 
 
@@ -34,6 +35,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--names", metavar="N=NAME,...", help="--to-seg: segment names, e.g. 1=lesion,2=node")
     parser.add_argument("--fractional", action="store_true",
                         help="--to-seg: LABELMAP holds fractions in [0, 1] of one segment (a FRACTIONAL SEG)")
+    parser.add_argument("--inclusion", choices=("centre", "touch"), default="centre",
+                        help="RTSTRUCT pixel-inclusion rule: 'centre' (default): the voxel centre is inside the "
+                             "structure; 'touch': the structure touches or overlaps any part of the voxel "
+                             "(see docs/io.md)")
     add_on_irregular_option(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="output: an image file (.nii.gz ...), or with --to-seg a .dcm")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -47,6 +52,8 @@ def run(args) -> int:
     if args.to_seg:
         if args.label:
             raise InputError("--label", "not used with --to-seg (name the segments with --names)")
+        if args.inclusion != "centre":
+            raise InputError("--inclusion", "only used when reading an RTSTRUCT, not with --to-seg")
         return _to_seg(args)
     if args.names or args.fractional:
         raise InputError("--names" if args.names else "--fractional", "only used with --to-seg")
@@ -85,10 +92,13 @@ def _to_mask(args) -> int:
     if not is_image_file(args.out):
         raise InputError(args.out, "output must end in .nii.gz, .nii, .nrrd, .nhdr, .mha or .mhd")
     path, kind = resolve_path(args.source)
+    if kind != "rtstruct" and args.inclusion != "centre":
+        raise InputError("--inclusion", f"only used with an RTSTRUCT; {path} is a {kind} mask")
     like, frame, like_desc = _read_like(args)
     voxel_ml = float(np.prod(like.spacing)) / 1000.0
     if args.label and len(args.label) > 1:
-        vol, table, overlap = load_labelmap(path, like, args.label, frame_of_reference_uid=frame)
+        vol, table, overlap = load_labelmap(path, like, args.label, frame_of_reference_uid=frame,
+                                            inclusion=args.inclusion)
         labels = [{"value": v, "number": n, "name": name, "voxels": int(np.count_nonzero(vol.array == v))}
                   for v, n, name in table]
     else:
@@ -99,13 +109,15 @@ def _to_mask(args) -> int:
             number, name = 1, "non-zero"
         else:
             number, name = resolve_label(path, list_labels(path), args.label[0] if args.label else None, what)
-        vol = load_mask(path, like, None if kind == "image" and not args.label else number, frame_of_reference_uid=frame)
+        vol = load_mask(path, like, None if kind == "image" and not args.label else number, frame_of_reference_uid=frame,
+                        inclusion=args.inclusion)
         labels = [{"value": 1, "number": number, "name": name, "voxels": int(np.count_nonzero(vol.array))}]
         overlap = 0
     write_image(vol, args.out)
     for lab in labels:
         lab["volume_ml"] = round(lab["voxels"] * voxel_ml, 3)
     report = {"output": str(args.out), "source": str(path), "kind": kind, "like": like_desc,
+              **({"inclusion": args.inclusion} if kind == "rtstruct" else {}),
               "shape_ijk": list(vol.shape_ijk), "labels": labels, "overlap_voxels": overlap}
     for lab in labels:
         if lab["voxels"] == 0:

@@ -138,13 +138,18 @@ def load_mask(
     label: str | int | None = None,
     *,
     frame_of_reference_uid: str | None = None,
+    inclusion: str = "centre",
 ) -> Volume:
     """The chosen label of a mask file as a uint8 0/1 :class:`Volume` on ``like``'s grid.
 
     See the module docstring. An image mask on another grid is resampled
-    nearest-neighbour in physical space.
+    nearest-neighbour in physical space. ``inclusion`` is the RTSTRUCT
+    pixel-inclusion rule (``"centre"`` or ``"touch"``, see :mod:`petcad.io.rtstruct`);
+    another rule than ``"centre"`` for a SEG or an image mask raises InputError.
     """
     path, kind = resolve_path(path)
+    if kind != "rtstruct" and inclusion != "centre":
+        raise InputError(path, f"inclusion rule {inclusion!r} applies to RTSTRUCT contours only; this is a {kind} mask")
     if kind == "seg":
         from petcad.io.seg import read_segment
 
@@ -153,7 +158,7 @@ def load_mask(
         from petcad.io.rtstruct import list_rois, rtstruct_mask
 
         number, _ = resolve_label(path, list_rois(path), label, "ROI")
-        return rtstruct_mask(path, number, like, frame_of_reference_uid=frame_of_reference_uid)
+        return rtstruct_mask(path, number, like, frame_of_reference_uid=frame_of_reference_uid, inclusion=inclusion)
     vol = _read_label_image(path)
     values = _image_values(vol)
     if label is None:
@@ -179,6 +184,7 @@ def load_labelmap(
     labels: Sequence[str | int],
     *,
     frame_of_reference_uid: str | None = None,
+    inclusion: str = "centre",
 ) -> tuple[Volume, list[tuple[int, int, str]], int]:
     """Several labels as one uint8/uint16 label map on ``like``'s grid.
 
@@ -197,7 +203,8 @@ def load_labelmap(
     overlap = 0
     table = []
     for value, (number, name) in enumerate(chosen, start=1):
-        m = load_mask(path, like, number, frame_of_reference_uid=frame_of_reference_uid).array.astype(bool)
+        m = load_mask(path, like, number, frame_of_reference_uid=frame_of_reference_uid,
+                      inclusion=inclusion).array.astype(bool)
         overlap += int(np.count_nonzero(m & (out != 0)))
         out[m] = value
         table.append((value, number, name))

@@ -4,9 +4,10 @@ Contours are taken in physical space (mm, LPS) and rasterised onto any
 :class:`~petcad.study.Volume` grid (CT or PET) whose slices are parallel to the
 contour planes.
 
-Pixel-inclusion rule
---------------------
-A voxel belongs to the ROI when its **centre** lies inside the ROI's structure,
+Pixel-inclusion rules
+---------------------
+``inclusion="centre"`` (the default) -- a voxel belongs to the ROI when its
+**centre** lies inside the ROI's structure,
 where the structure is the union over contour planes of the plane's region
 times a slab of the contour-plane spacing centred on the plane:
 
@@ -19,6 +20,20 @@ times a slab of the contour-plane spacing centred on the plane:
   two islands); a centre exactly on an edge follows the half-open crossing
   rule (edges are counted from their lower end, so lower-left boundaries are
   inside and upper-right ones outside).
+
+``inclusion="touch"`` -- a voxel belongs to the ROI when its **closed box
+touches or overlaps** the closed structure (conservative, "supercover"
+rasterisation: every voxel the structure reaches, a shared face or corner
+included, to :data:`TOUCH_TOLERANCE_VOXELS`):
+
+* *along the slice normal*: a slice takes the union of the planes whose slab
+  (plane +- half the contour-plane spacing, as above) meets the slice's slab
+  (centre +- half the image's slice spacing). When the planes sit on slice
+  centres one plane apart, a slice thus takes its own plane and both
+  neighbours', and the first and last planes reach one slice beyond them by
+  face contact;
+* *in the plane*: a pixel is in when its centre is inside (even-odd, as above)
+  or any contour edge touches its square.
 
 POINT and OPEN_PLANAR contours enclose nothing and are ignored (an ROI with only
 those is refused). Contours must lie in planes parallel to the image slices
@@ -40,6 +55,10 @@ from petcad.study import Volume
 RTSTRUCT_SOP = "1.2.840.10008.5.1.4.1.1.481.3"
 #: Largest spread of a contour along the image's slice normal, in voxels, for it to count as in-plane.
 PLANE_TOLERANCE_VOXELS = 0.1
+#: The pixel-inclusion rules of :func:`rasterise_roi`; the first is the default.
+INCLUSION_RULES = ("centre", "touch")
+#: ``"touch"``: a point this close (in voxels) to a voxel's border counts as on it.
+TOUCH_TOLERANCE_VOXELS = 1e-6
 
 
 @dataclass
@@ -136,49 +155,32 @@ def list_rois(path: str | os.PathLike) -> list[tuple[int, str]]:
     return read_structure_set(path, contours=False).labels()
 
 
-def rasterise_roi(roi: ROI, like: Volume, *, where: str | os.PathLike = "") -> np.ndarray:
-    """The ROI as a uint8 array of ``like``'s shape ``[k, j, i]`` (see the module's inclusion rule).
+def rasterise_roi(roi: ROI, like: Volume, *, where: str | os.PathLike = "", inclusion: str = "centre") -> np.ndarray:
+    """The ROI as a uint8 array of ``like``'s shape ``[k, j, i]`` (see the module's inclusion rules).
 
-    Raises InputError when the ROI has no closed contour, a contour is not parallel
-    to ``like``'s slices, or no voxel centre of ``like`` is inside.
+    ``inclusion`` is ``"centre"`` (the default) or ``"touch"``. Raises InputError
+    when the rule is unknown, the ROI has no closed contour, a contour is not
+    parallel to ``like``'s slices, or no voxel of ``like`` is inside.
     """
+    if inclusion not in INCLUSION_RULES:
+        raise InputError(where or "inclusion", f"unknown RTSTRUCT inclusion rule {inclusion!r} "
+                         f"(choose {' or '.join(INCLUSION_RULES)})")
     label = f"ROI {roi.number} '{roi.name}'"
     if not roi.contours:
         extra = f" ({roi.n_ignored} POINT/OPEN_PLANAR contours ignored)" if roi.n_ignored else ""
         raise InputError(where, f"{label} is empty: no closed contour{extra}")
     nk, nj, ni = like.array.shape
     ijk = [like.world_to_index(c) for c in roi.contours]
-    kc = np.array([float(np.mean(p[:, 2])) for p in ijk])
     spread = max(float(np.ptp(p[:, 2])) for p in ijk)
     if spread > PLANE_TOLERANCE_VOXELS:
         raise InputError(where, f"{label}: a contour spans {spread:.2f} slices of the image along its slice normal; "
                          "contours must lie in planes parallel to the image's slices (use an image with axial slices)")
-    # group contours into planes (positions along the normal in mm)
-    t = kc * like.spacing[2]
-    order = np.argsort(t, kind="stable")
-    planes: list[list[int]] = []
-    plane_t: list[float] = []
-    for n in order:
-        if plane_t and abs(t[n] - plane_t[-1]) < 0.01 + 0.01 * like.spacing[2]:
-            planes[-1].append(int(n))
-        else:
-            planes.append([int(n)])
-            plane_t.append(float(t[n]))
-    pt = np.array([np.mean(t[p]) for p in planes])
-    half = 0.5 * (float(np.median(np.diff(pt))) if len(pt) > 1 else float(like.spacing[2]))
+    planes, pt, half = _contour_planes(ijk, float(like.spacing[2]))
+    fill = _even_odd_fill if inclusion == "centre" else _touch_fill
+    hit = _slices_of_planes(pt, half, nk, float(like.spacing[2]), inclusion)
     out = np.zeros((nk, nj, ni), dtype=np.uint8)
-    tk = np.arange(nk) * like.spacing[2]
-    nearest = np.clip(np.searchsorted(pt, tk), 1, max(len(pt) - 1, 1)) if len(pt) > 1 else np.zeros(nk, dtype=int)
-    if len(pt) > 1:
-        left = nearest - 1
-        nearest = np.where(np.abs(tk - pt[left]) <= np.abs(tk - pt[nearest]), left, nearest)
-    use = np.abs(tk - pt[nearest]) <= half + 1e-6
-    cache: dict[int, np.ndarray] = {}
-    for k in np.nonzero(use)[0]:
-        p = int(nearest[k])
-        if p not in cache:
-            cache[p] = _even_odd_fill([ijk[n][:, :2] for n in planes[p]], nj, ni)
-        out[k] = cache[p]
+    for p in np.nonzero(hit.any(axis=0))[0]:
+        out[hit[:, p]] |= fill([ijk[n][:, :2] for n in planes[p]], nj, ni)
     if not out.any():
         lo = np.min([c.min(axis=0) for c in roi.contours], axis=0)
         hi = np.max([c.max(axis=0) for c in roi.contours], axis=0)
@@ -186,6 +188,38 @@ def rasterise_roi(roi: ROI, like: Volume, *, where: str | os.PathLike = "") -> n
         raise InputError(where, f"{label}: contours lie entirely off the image grid (contours span "
                          f"{_box(lo, hi)} mm, the image {_box(blo, bhi)} mm)")
     return out
+
+
+def _contour_planes(ijk: list[np.ndarray], dk_mm: float) -> tuple[list[list[int]], np.ndarray, float]:
+    """Contours grouped into planes: ``(contour numbers per plane, plane positions in mm, half slab in mm)``.
+
+    Positions are along the slice normal, measured from slice 0. The half slab is
+    half the median gap between planes (one plane: half the image's slice spacing).
+    """
+    t = np.array([float(np.mean(p[:, 2])) for p in ijk]) * dk_mm
+    planes: list[list[int]] = []
+    plane_t: list[float] = []
+    for n in np.argsort(t, kind="stable"):
+        if plane_t and abs(t[n] - plane_t[-1]) < 0.01 + 0.01 * dk_mm:
+            planes[-1].append(int(n))
+        else:
+            planes.append([int(n)])
+            plane_t.append(float(t[n]))
+    pt = np.array([np.mean(t[p]) for p in planes])
+    half = 0.5 * (float(np.median(np.diff(pt))) if len(pt) > 1 else dk_mm)
+    return planes, pt, half
+
+
+def _slices_of_planes(pt: np.ndarray, half: float, nk: int, dk_mm: float, inclusion: str) -> np.ndarray:
+    """Boolean ``[slice, plane]``: which planes' regions each image slice takes (see the inclusion rules)."""
+    gap = np.abs(np.arange(nk)[:, None] * dk_mm - pt[None, :])
+    if inclusion == "touch":  # the slice's closed slab meets the plane's closed slab
+        return gap <= half + 0.5 * dk_mm + TOUCH_TOLERANCE_VOXELS * dk_mm
+    nearest = np.argmin(gap, axis=1)  # ties go to the lower plane
+    hit = np.zeros(gap.shape, dtype=bool)
+    rows = np.arange(nk)
+    hit[rows, nearest] = gap[rows, nearest] <= half + 1e-6
+    return hit
 
 
 def _box(lo, hi) -> str:
@@ -223,22 +257,70 @@ def _even_odd_fill(polys: list[np.ndarray], nj: int, ni: int) -> np.ndarray:
     return (np.cumsum(acc[:, :ni], axis=1) & 1).astype(np.uint8)
 
 
+def _touch_fill(polys: list[np.ndarray], nj: int, ni: int) -> np.ndarray:
+    """Pixels ``(i, j)`` whose closed square ``[i-0.5, i+0.5] x [j-0.5, j+0.5]`` meets the even-odd region.
+
+    A square meets the closed region when its centre is inside (:func:`_even_odd_fill`)
+    or a contour edge touches it (otherwise the square lies wholly in or wholly out
+    of the region). Each edge is cut at every pixel-border line it crosses; each piece
+    then lies in one closed square, which holds both ends of the piece, so the squares
+    holding the vertices and the cut points (a point on a border, to
+    :data:`TOUCH_TOLERANCE_VOXELS`, is in the squares on both sides) are exactly the
+    squares the edge touches.
+    """
+    out = _even_odd_fill(polys, nj, ni).astype(bool)
+    pts = np.concatenate([_edge_points(p, (ni, nj)) for p in polys])
+    tol = TOUCH_TOLERANCE_VOXELS
+    i_lo, i_hi = np.ceil(pts[:, 0] - 0.5 - tol), np.floor(pts[:, 0] + 0.5 + tol)
+    j_lo, j_hi = np.ceil(pts[:, 1] - 0.5 - tol), np.floor(pts[:, 1] + 0.5 + tol)
+    for i in (i_lo, i_hi):
+        for j in (j_lo, j_hi):
+            ok = (i >= 0) & (i < ni) & (j >= 0) & (j < nj)
+            out[j[ok].astype(np.int64), i[ok].astype(np.int64)] = True
+    return out.astype(np.uint8)
+
+
+def _edge_points(p: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(n, 2)`` points of a closed polygon's edges: its vertices and where the edges cross pixel-border lines.
+
+    ``size`` is the grid's ``(ni, nj)``: only border lines from -0.5 to n - 0.5 are cut at.
+    """
+    a = p[:, :2]
+    d = np.roll(a, -1, axis=0) - a
+    ts = [np.zeros(len(a))]
+    edges = [np.arange(len(a))]
+    for ax in (0, 1):  # border lines x = m + 0.5 (ax 0) and y = m + 0.5 (ax 1), only those near the grid
+        lo = np.minimum(a[:, ax], a[:, ax] + d[:, ax])
+        hi = np.maximum(a[:, ax], a[:, ax] + d[:, ax])
+        first = np.maximum(np.ceil(lo - 0.5), -1)
+        last = np.minimum(np.floor(hi - 0.5), size[ax] - 1)
+        count = np.where(d[:, ax] != 0, np.maximum(last - first + 1, 0), 0).astype(np.int64)
+        e = np.repeat(np.arange(len(a)), count)
+        m = first[e] + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        ts.append((m + 0.5 - a[e, ax]) / d[e, ax])
+        edges.append(e)
+    t, e = np.concatenate(ts), np.concatenate(edges)
+    return a[e] + t[:, None] * d[e]
+
+
 def rtstruct_mask(
     path: str | os.PathLike,
     number: int,
     like: Volume,
     *,
     frame_of_reference_uid: str | None = None,
+    inclusion: str = "centre",
 ) -> Volume:
     """ROI ``number`` of the RTSTRUCT at ``path`` as a uint8 0/1 :class:`Volume` on ``like``'s grid.
 
     ``frame_of_reference_uid`` is ``like``'s (when it is DICOM): a structure set
-    in another frame of reference raises InputError.
+    in another frame of reference raises InputError. ``inclusion``: ``"centre"``
+    (default) or ``"touch"`` (see the module docstring).
     """
     ss = read_structure_set(path)
     roi = ss.roi(number)
     check_frame(path, roi.frame_of_reference_uid or ss.frame_of_reference_uid, frame_of_reference_uid)
-    arr = rasterise_roi(roi, like, where=path)
+    arr = rasterise_roi(roi, like, where=path, inclusion=inclusion)
     outside = sum(int(np.count_nonzero(~like.contains(c))) for c in roi.contours)
     if outside:
         total = sum(len(c) for c in roi.contours)
