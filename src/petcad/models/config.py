@@ -63,7 +63,7 @@ class TrainConfig:
     init_weights: str | None = None
     eval_batch_size: int = 256
     embedding_loss: str = EMBEDDING_LOSSES[0]
-    embedding_weight: float = 0.1
+    embedding_weight: float = 0.5
 
     def validate(self) -> "TrainConfig":
         from petcad.models.registry import check_model_name  # imports torch: not at module level
