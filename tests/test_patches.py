@@ -315,7 +315,7 @@ def test_batch_order_threads_and_blocks_do_not_change_patches(random_cache):
     """The kernel visits patches sorted by lesion, in blocks, on several threads: a patch depends
     only on its own (lesion, transform), not on its batch, position or thread."""
     from petcad.patches.cache import FILL_VALUES
-    from petcad.patches.sampler import _BLOCK, _trilinear_planes_serial
+    from petcad.patches.sampler import _BLOCK, _trilinear_blocks
 
     two = LesionCache.from_cohort(
         Cohort([_study(random_cache.crops[0][0], centers=((0.0, 0.0, 0.0), (3.2, -4.1, 2.7)))]),
@@ -324,16 +324,19 @@ def test_batch_order_threads_and_blocks_do_not_change_patches(random_cache):
     n = 3 * _BLOCK + 5  # blocks of _BLOCK patches and a partial one
     les = rng.integers(0, 2, n)
     t = random_transforms(rng, n, max_rotation_deg=30.0, max_shift=3.0)
-    s = PatchSampler()
+    s = PatchSampler(threads=3)
     full = s.sample(two, les, t)
     perm = rng.permutation(n)
-    np.testing.assert_array_equal(s.sample(two, les[perm], t[perm]), full[perm])
+    np.testing.assert_array_equal(PatchSampler(threads=1).sample(two, les[perm], t[perm]), full[perm])
     for i in (0, n - 1):
         np.testing.assert_array_equal(s.sample(two, les[i : i + 1], t[i : i + 1])[0], full[i])
-    # the serial build (used in forked workers) in a different visiting order gives the same
+    # the kernel in another visiting order and block size, in two calls, gives the same
     base, drow, dcol, _ = s._tables(two, les, t)
     out = np.empty_like(full)
     fills = np.array([FILL_VALUES["CT"], FILL_VALUES["PET"]], np.float32)
-    _trilinear_planes_serial(two.data, two.offsets, two.shapes, fills, les, np.arange(n)[::-1].copy(), base, drow,
-                             dcol, out, 3)
+    args = (two.data, two.offsets, two.shapes, fills, les, np.arange(n)[::-1].copy(), base, drow, dcol, out, 3)
+    _trilinear_blocks(*args, 0, 4)
+    _trilinear_blocks(*args, 4, -(-n // 3))
     np.testing.assert_array_equal(out, full)
+    with pytest.raises(InputError, match="threads"):
+        PatchSampler(threads=0)

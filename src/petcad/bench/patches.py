@@ -285,50 +285,53 @@ def _loader(args, cache) -> dict:
     return {"loader_patches_per_s": round(seen / (time.perf_counter() - t0), 1)}
 
 
-def _profile(sampler, cache, grid) -> dict:
-    """Where the time goes, on the 729-variant grid in chunks of 512 (each figure from one pass)."""
+def _profile(sampler, cache, grid, passes: int = 3) -> dict:
+    """Where the time goes, on the 729-variant grid in chunks of 512: the checks and index tables,
+    then the kernel alone under variations (patches grouped by lesion or shuffled, visited sorted or
+    not, output reused or fresh per chunk, all threads or one), ``passes`` interleaved passes each;
+    per variation the median wall-clock rate and the median rate per CPU-second."""
     import time
 
-    import numba
     import numpy as np
 
     from petcad.patches.cache import FILL_VALUES
-    from petcad.patches.sampler import _BLOCK, _trilinear_planes
+    from petcad.patches.sampler import _default_threads, _run_kernel
 
     lesion = np.repeat(np.arange(len(cache)), len(grid))
     transforms = np.tile(grid, (len(cache), 1))
     shuffled = np.random.default_rng(0).permutation(len(lesion))
     fills = np.array([FILL_VALUES["CT"], FILL_VALUES["PET"]], np.float32)
     buf = np.empty((512, 6, sampler.size, sampler.size), np.float32)
-    res: dict = {"patches": int(len(lesion)), "patch_bytes_written": int(buf[0].nbytes)}
+    samples = 6 * sampler.size**2
+    res: dict = {"patches": int(len(lesion)), "samples_per_patch": samples, "output_bytes_per_patch": int(buf[0].nbytes),
+                 "gathered_bytes_per_patch": 8 * 4 * samples, "crop_bytes_per_lesion": int(cache.data.nbytes / len(cache))}
     t0 = time.perf_counter()
     tables = []
     for a in range(0, len(lesion), 512):
         les, t = sampler._check(cache, lesion[a : a + 512], transforms[a : a + 512])
         tables.append((les, sampler._tables(cache, les, t)[:3]))
     res["checks_and_tables_us_per_patch"] = round(1e6 * (time.perf_counter() - t0) / len(lesion), 2)
-
-    def kernel(perm, sort: bool, fresh: bool) -> float:
-        c0 = time.perf_counter()
-        for les, (base, drow, dcol) in (tables if perm is None else _permuted(tables, perm)):
-            out = np.empty((len(les), 6, sampler.size, sampler.size), np.float32) if fresh else buf[: len(les)]
-            order = np.argsort(les, kind="stable") if sort else np.arange(len(les))
-            _trilinear_planes(cache.data, cache.offsets, cache.shapes, fills, les, order, base, drow, dcol, out, _BLOCK)
-        return round(len(lesion) / (time.perf_counter() - c0), 1)
-
-    threads = numba.get_num_threads()
-    res["kernel_patches_per_s"] = {
-        "grouped_by_lesion": kernel(None, True, False),
-        "shuffled_sorted_per_chunk": kernel(shuffled, True, False),
-        "shuffled_unsorted": kernel(shuffled, False, False),
-        "grouped_fresh_output_per_chunk": kernel(None, True, True),
-    }
-    numba.set_num_threads(1)
-    try:
-        res["kernel_patches_per_s"]["grouped_by_lesion_1_thread"] = kernel(None, True, False)
-    finally:
-        numba.set_num_threads(threads)
+    threads = _default_threads()
+    variants = {"grouped_by_lesion": (tables, True, False, threads),
+                "shuffled_sorted_per_chunk": (_permuted(tables, shuffled), True, False, threads),
+                "shuffled_unsorted": (_permuted(tables, shuffled), False, False, threads),
+                "grouped_fresh_output_per_chunk": (tables, True, True, threads),
+                "grouped_by_lesion_1_thread": (tables, True, False, 1)}
+    rates: dict = {k: ([], []) for k in variants}
+    for _ in range(passes):
+        for name, (chunks, sort, fresh, n_threads) in variants.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            for les, (base, drow, dcol) in chunks:
+                out = np.empty((len(les), 6, sampler.size, sampler.size), np.float32) if fresh else buf[: len(les)]
+                order = np.argsort(les, kind="stable") if sort else np.arange(len(les))
+                _run_kernel((cache.data, cache.offsets, cache.shapes, fills, les, order, base, drow, dcol, out),
+                            len(les), n_threads)
+            rates[name][0].append(len(lesion) / (time.perf_counter() - w0))
+            rates[name][1].append(len(lesion) / max(time.process_time() - c0, 1e-9))
+    res["kernel_patches_per_s"] = {k: round(float(np.median(v[0])), 1) for k, v in rates.items()}
+    res["kernel_patches_per_cpu_s"] = {k: round(float(np.median(v[1])), 1) for k, v in rates.items()}
     res["threads"] = threads
+    res["passes"] = passes
     return res
 
 
@@ -347,14 +350,13 @@ def run(args) -> int:
     import tempfile
     import time
 
-    import numba
     import numpy as np
     import torch
 
     from petcad.errors import InputError
     from petcad.patches.augment import grid_transforms
     from petcad.patches.cache import LesionCache
-    from petcad.patches.sampler import PatchSampler, warm_up
+    from petcad.patches.sampler import PatchSampler, _default_threads, warm_up
     from petcad.provenance import software_versions
 
     if min(args.chunk, args.naive, args.loader_batches, args.patients, args.rounds, args.grid_sample_patches,
@@ -387,7 +389,7 @@ def run(args) -> int:
     res["peak_rss_mb"] = round(_rss_mb()[0], 1)
     res["settings"] = {"size": size, "spacing_mm": spacing, "channels": 6, "grid": "rotations -10,0,10 deg x shifts "
                        "-2,0,2 px on X, Y, Z", "chunk": args.chunk, "seed": args.seed, "rounds": args.rounds,
-                       "numba_threads": numba.get_num_threads(), "torch_threads": torch.get_num_threads()}
+                       "sampler_threads": _default_threads(), "torch_threads": torch.get_num_threads()}
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     res["versions"] = software_versions()
     if args.json:
@@ -424,9 +426,13 @@ def _print(res: dict) -> None:
           f"{res['loader_patches_per_s']} patches/s")
     if "profile" in res:
         pr = res["profile"]
-        print(f"profile ({pr['patches']} patches, {pr['patch_bytes_written']} bytes written per patch, "
-              f"{pr['threads']} threads): checks + index tables {pr['checks_and_tables_us_per_patch']} us/patch; "
-              "kernel patches/s: " + ", ".join(f"{k} {v}" for k, v in pr["kernel_patches_per_s"].items()))
+        print(f"profile: {pr['patches']} patches of {pr['samples_per_patch']} samples; per patch "
+              f"{pr['output_bytes_per_patch']} bytes written, {pr['gathered_bytes_per_patch']} bytes gathered (8 "
+              f"neighbours x 4 bytes per sample) from crops of {pr['crop_bytes_per_lesion']} bytes per lesion; checks + "
+              f"index tables {pr['checks_and_tables_us_per_patch']} us/patch")
+        for k, v in pr["kernel_patches_per_s"].items():
+            print(f"  kernel, {k:<32s} {v:9.1f} patches/s, {pr['kernel_patches_per_cpu_s'][k]:9.1f} per CPU-second "
+                  f"(median of {pr['passes']} interleaved passes)")
     print(f"peak RSS: {res['peak_rss_mb']} MB (before sampling {res['rss_before_mb']} MB)")
     print(f"machine: {res['cpu_count']} CPUs, load average {res['load_average_start'][0]} at start, "
           f"{res['load_average_end'][0]} at end (above the CPU count, the CPUs were shared with other processes)")

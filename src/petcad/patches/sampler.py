@@ -9,17 +9,22 @@ PET 0 SUV, mask 0) in the interpolation. Because the map from (row, col) to voxe
 affine, the kernel only needs a start index and two index steps per (patch, modality,
 plane), computed by a small compiled function for the whole batch (with the reach of every
 patch, checked against the crops). The kernel then visits the patches sorted by lesion, in
-parallel over blocks of consecutive patches (``prange``); per row of a plane it first
+blocks of consecutive patches that a few threads claim from a shared counter (the compiled
+code releases the GIL; no OpenMP); per row of a plane it first
 computes every pixel's voxel offset and weights (vectorised), then gathers the 8 neighbours
 of each pixel and blends them. docs/patches.md says what each step gained.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from petcad.errors import InputError
 from petcad.patches._parallel import use_parallel
@@ -38,8 +43,11 @@ CHANNELS: tuple[str, ...] = tuple(f"{m}-{p}" for m in MODALITIES for p in PLANES
 CHANNELS_6: tuple[str, ...] = CHANNELS[:6]
 CHANNELS_9: tuple[str, ...] = CHANNELS
 
-#: Patches per unit of parallel work (consecutive in lesion order).
+#: Patches per block (consecutive in lesion order; one set of scratch rows per block).
 _BLOCK = 8
+#: Blocks per claim of a sampler thread.
+_STEP = 2
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 @njit(fastmath=False, cache=True, inline="always")
@@ -183,20 +191,53 @@ def _block(b, block, order, data, offsets, shapes, fills, lesion, base, drow, dc
         _one_patch(order[tt], data, offsets, shapes, fills, lesion, base, drow, dcol, out, qa, wa, wb, wc)
 
 
-@njit(parallel=True, fastmath=False, cache=True)
-def _trilinear_planes(data, offsets, shapes, fills, lesion, order, base, drow, dcol, out, block):  # pragma: no cover
-    """All patches, in the order ``order`` (sorted by lesion, so that a crop stays in the core's
-    cache), in parallel over blocks of ``block`` consecutive patches (numba threads)."""
-    for b in prange((order.shape[0] + block - 1) // block):
+@njit(nogil=True, fastmath=False, cache=True)
+def _trilinear_blocks(data, offsets, shapes, fills, lesion, order, base, drow, dcol, out, block, b0, b1):  # pragma: no cover
+    """Blocks ``b0 .. b1 - 1`` of ``block`` consecutive patches of ``order`` (sorted by lesion, so
+    that a crop stays in the core's cache), in the calling thread, without the GIL."""
+    for b in range(b0, b1):
         _block(b, block, order, data, offsets, shapes, fills, lesion, base, drow, dcol, out)
 
 
-@njit(fastmath=False, cache=True)
-def _trilinear_planes_serial(data, offsets, shapes, fills, lesion, order, base, drow, dcol, out, block):  # pragma: no cover
-    """All patches in this thread: used in forked processes (DataLoader workers), where the
-    parent's OpenMP thread pool must not be touched."""
-    for b in range((order.shape[0] + block - 1) // block):
-        _block(b, block, order, data, offsets, shapes, fills, lesion, base, drow, dcol, out)
+def _default_threads() -> int:
+    """Kernel threads: numba's configured count (``NUMBA_NUM_THREADS``, default the CPUs this process
+    may use) in the process that first sampled; 1 in forked children (DataLoader workers, which are
+    parallel already)."""
+    return int(numba.config.NUMBA_NUM_THREADS) if use_parallel() else 1
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """This process's pool of ``workers`` sampler threads (a forked child makes its own)."""
+    key = (os.getpid(), workers)
+    pool = _POOLS.get(key)
+    if pool is None:
+        _POOLS.clear()
+        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="petcad-sampler")
+    return pool
+
+
+def _run_kernel(args: tuple, n: int, threads: int) -> None:
+    """Sample ``n`` patches (kernel arguments ``args``) on ``threads`` threads. The calling thread and
+    ``threads - 1`` pool threads claim runs of ``_STEP`` blocks from one shared counter until none
+    is left (dynamic scheduling: on a busy machine a thread that the OS pauses holds up only the
+    blocks it has claimed, and no thread spins waiting for another)."""
+    nb = -(-n // _BLOCK)
+    threads = max(1, min(int(threads), -(-nb // _STEP)))
+    if threads == 1:
+        _trilinear_blocks(*args, _BLOCK, 0, nb)
+        return
+    claims = itertools.count(0, _STEP)  # next() on it is atomic under the GIL
+
+    def work() -> None:
+        for b0 in claims:
+            if b0 >= nb:
+                return
+            _trilinear_blocks(*args, _BLOCK, b0, min(nb, b0 + _STEP))
+
+    futures = [_pool(threads - 1).submit(work) for _ in range(threads - 1)]
+    work()
+    for f in futures:
+        f.result()
 
 
 @njit(fastmath=False, cache=True)
@@ -237,11 +278,6 @@ def _tables_kernel(rot, shift_mm, lesion, centers, origins, inverse, plane_uv, s
                     base[t, m, p, a] = ctr - (half / spacing) * (dc + dr)
 
 
-def _kernel():
-    """The parallel kernel in the process that first used it, the serial one in forked children."""
-    return _trilinear_planes if use_parallel() else _trilinear_planes_serial
-
-
 class PatchSampler:
     """Samples augmented tri-planar patches from a :class:`LesionCache`.
 
@@ -253,15 +289,21 @@ class PatchSampler:
     shift_unit : ``"px"`` (default): the shift columns of a transform are patch pixels
         (``shift_mm = shift * spacing_mm``); ``"mm"``: they are millimetres.
     chunk : patches per kernel call in :meth:`sample_iter` (memory stays flat).
+    threads : sampler threads per call (default None: ``NUMBA_NUM_THREADS``, i.e. the CPUs this
+        process may use, in the process that first sampled; 1 in forked DataLoader workers).
 
     Output values are HU (CT) and SUV (PET), not normalised; mask channels are in [0, 1].
     """
 
     def __init__(self, size: int = 51, spacing_mm: float = 1.0, with_mask: bool = False,
-                 shift_unit: str = "px", chunk: int = 512) -> None:
+                 shift_unit: str = "px", chunk: int = 512, threads: int | None = None) -> None:
         _check_size(size, spacing_mm)
         if shift_unit not in ("px", "mm"):
             raise InputError("shift_unit", f"must be 'px' or 'mm', got {shift_unit!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                    or threads < 1):
+            raise InputError("threads", f"must be a positive number of threads or None, got {threads!r}")
+        self.threads = None if threads is None else int(threads)
         self.size = int(size)
         self.spacing_mm = float(spacing_mm)
         self.with_mask = bool(with_mask)
@@ -339,7 +381,8 @@ class PatchSampler:
         self._check_reach(cache, reach)
         fills = np.array([FILL_VALUES[m] for m in MODALITIES[: (3 if self.with_mask else 2)]], dtype=np.float32)
         order = np.argsort(lesion, kind="stable")  # one lesion's crop stays in the core's cache
-        _kernel()(cache.data, cache.offsets, cache.shapes, fills, lesion, order, base, drow, dcol, out, _BLOCK)
+        args = (cache.data, cache.offsets, cache.shapes, fills, lesion, order, base, drow, dcol, out)
+        _run_kernel(args, n, _default_threads() if self.threads is None else self.threads)
         return out
 
     def sample_iter(self, cache: LesionCache, lesion_index: np.ndarray, transforms: np.ndarray):
@@ -351,7 +394,7 @@ class PatchSampler:
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's on-disk cache) the parallel and the serial kernels and the
+    """Compile (or load from numba's on-disk cache) the sampling kernel, the index tables and the
     normalisation on tiny inputs, so that forked DataLoader workers inherit them compiled."""
     from petcad.patches.normalize import _standardize, _standardize_serial
 
@@ -359,9 +402,8 @@ def warm_up() -> None:
     z = np.zeros((1, 1, 3, 3))
     one = np.zeros(1, np.int64)
     args = (data, np.zeros((1, 1), np.int64), np.full((1, 1, 3), 2, np.int64), np.zeros(1, np.float32),
-            one, one, z, z, z, np.empty((1, 3, 1, 1), np.float32), _BLOCK)
-    _trilinear_planes(*args)
-    _trilinear_planes_serial(*args)
+            one, one, z, z, z, np.empty((1, 3, 1, 1), np.float32), _BLOCK, 0, 1)
+    _trilinear_blocks(*args)
     _tables_kernel(np.eye(3)[None], np.zeros((1, 3)), one, np.zeros((1, 3)), np.zeros((1, 1, 3)),
                    np.eye(3)[None, None], PLANE_UV, 1.0, 1.0, z.copy(), z.copy(), z.copy(), np.zeros((1, 3)))
     flat = np.zeros((1, 6, 4), np.float32)
