@@ -118,3 +118,10 @@ def test_bench_json(nifti_cohort, capsys):
     assert res["variants"]["729"]["patches"] == 2 * 729 and res["n_lesions"] == 2
     # the naive way (whole-volume SimpleITK resample, then slicing) gives the same patches
     assert res["naive_vs_petcad_max_abs_diff"]["CT_HU"] < 0.05 and res["naive_vs_petcad_max_abs_diff"]["PET_SUV"] < 1e-3
+
+
+def test_bench_against_unknown_revision(nifti_cohort, capsys):
+    manifest, _ = nifti_cohort
+    assert main(["bench", "patches", "--manifest", str(manifest), "--against", "no-such-revision-xyz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--against" in err[0] and "no-such-revision-xyz" in err[0]

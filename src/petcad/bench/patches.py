@@ -47,6 +47,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--torch-patches", type=int, default=256,
                         help="patches made by the torch sampling path (default 256)")
     parser.add_argument("--profile", action="store_true", help="also time the sampler's steps (tables, ordering, threads)")
+    parser.add_argument("--against", default=None, metavar="REV[,REV...]",
+                        help="also time the sampler of these git revisions of this checkout against the current one, "
+                             "in interleaved rounds (needs git and a petcad git checkout)")
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -335,6 +338,64 @@ def _profile(sampler, cache, grid, passes: int = 3) -> dict:
     return res
 
 
+def _revision_samplers(revs: str) -> dict:
+    """``{rev: PatchSampler class}`` loaded from ``git show REV:src/petcad/patches/sampler.py`` of this checkout."""
+    import importlib.util
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from petcad.errors import InputError
+
+    root = Path(__file__).resolve().parents[3]
+    out, tmp = {}, Path(tempfile.mkdtemp(prefix="petcad-ab-"))
+    for i, rev in enumerate(r.strip() for r in revs.split(",") if r.strip()):
+        try:
+            src = subprocess.run(["git", "-C", str(root), "show", f"{rev}:src/petcad/patches/sampler.py"],
+                                 capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise InputError("--against", f"cannot read the sampler of revision {rev!r} from {root}: "
+                             f"{getattr(exc, 'stderr', '') or exc}".strip()) from None
+        path = tmp / f"petcad_sampler_rev{i}.py"
+        path.write_text(src, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod.warm_up()
+        out[rev] = mod.PatchSampler
+    return out
+
+
+def _against(args, cache, grid, others: dict) -> list[dict]:
+    """Interleaved rounds of this sampler and those of ``--against`` on the 729-variant grid, patches
+    grouped by lesion and shuffled; per sampler and order the median rates."""
+    import time
+
+    import numpy as np
+
+    from petcad.patches.sampler import PatchSampler
+
+    samplers = {"current": PatchSampler(chunk=args.chunk)}
+    samplers.update({rev: cls(chunk=args.chunk) for rev, cls in others.items()})
+    lesion = np.repeat(np.arange(len(cache)), len(grid))
+    transforms = np.tile(grid, (len(cache), 1))
+    perm = np.random.default_rng(args.seed).permutation(len(lesion))
+    orders = {"grouped": (lesion, transforms), "shuffled": (lesion[perm], transforms[perm])}
+    rates = {(k, o): ([], []) for k in samplers for o in orders}
+    for s in samplers.values():
+        s.sample(cache, lesion[:64], transforms[:64])
+    for _ in range(args.rounds):
+        for k, s in samplers.items():
+            for o, (les, t) in orders.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                for _, _chunk in s.sample_iter(cache, les, t):
+                    pass
+                rates[(k, o)][0].append(len(les) / (time.perf_counter() - w0))
+                rates[(k, o)][1].append(len(les) / max(time.process_time() - c0, 1e-9))
+    return [{"sampler": k, "order": o, "patches_per_s": round(float(np.median(w)), 1),
+             "patches_per_cpu_s": round(float(np.median(c)), 1)} for (k, o), (w, c) in rates.items()]
+
+
 def _permuted(tables, perm):
     """The chunks' tables with the patches in the order ``perm`` (over all chunks)."""
     import numpy as np
@@ -363,6 +424,7 @@ def run(args) -> int:
            args.torch_patches) < 1:
         raise InputError("petcad bench patches", "--chunk, --naive, --loader-batches, --patients, --rounds, "
                          "--grid-sample-patches and --torch-patches must be >= 1")
+    others = _revision_samplers(args.against) if args.against else {}
     size, spacing = 51, 1.0
     res: dict = {"load_average_start": [round(v, 2) for v in os.getloadavg()], "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="petcad-bench-") as tmp:
@@ -386,6 +448,8 @@ def run(args) -> int:
     res.update(_loader(args, cache))
     if args.profile:
         res["profile"] = _profile(sampler, cache, grid)
+    if args.against:
+        res["against"] = _against(args, cache, grid, others)
     res["peak_rss_mb"] = round(_rss_mb()[0], 1)
     res["settings"] = {"size": size, "spacing_mm": spacing, "channels": 6, "grid": "rotations -10,0,10 deg x shifts "
                        "-2,0,2 px on X, Y, Z", "chunk": args.chunk, "seed": args.seed, "rounds": args.rounds,
@@ -433,6 +497,9 @@ def _print(res: dict) -> None:
         for k, v in pr["kernel_patches_per_s"].items():
             print(f"  kernel, {k:<32s} {v:9.1f} patches/s, {pr['kernel_patches_per_cpu_s'][k]:9.1f} per CPU-second "
                   f"(median of {pr['passes']} interleaved passes)")
+    for r in res.get("against", []):
+        print(f"sampler of {r['sampler']:<10s} patches {r['order']:<8s}: {r['patches_per_s']:9.1f} patches/s, "
+              f"{r['patches_per_cpu_s']:9.1f} per CPU-second (median of {res['settings']['rounds']} interleaved rounds)")
     print(f"peak RSS: {res['peak_rss_mb']} MB (before sampling {res['rss_before_mb']} MB)")
     print(f"machine: {res['cpu_count']} CPUs, load average {res['load_average_start'][0]} at start, "
           f"{res['load_average_end'][0]} at end (above the CPU count, the CPUs were shared with other processes)")
