@@ -83,7 +83,7 @@ def test_same_errors_as_cpu_sampler(cache):
     ts = TorchPatchSampler(cache, size=SIZE)
     with pytest.raises(InputError, match="lesion_index"):
         ts.sample(np.array([len(cache)]), np.zeros((1, 6)))
-    with pytest.raises(InputError, match="reach"):
+    with pytest.raises(InputError, match="reach"), pytest.warns(UserWarning, match="may leave the patch"):
         ts.sample(np.array([0]), np.array([[0, 0, 0, 0, 0, 40.0]]))
     assert tuple(ts.sample(np.zeros(0, np.int64), np.zeros((0, 6))).shape) == (0, 6, SIZE, SIZE)
 

@@ -178,18 +178,22 @@ def normalize_patches_torch(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def apply_dihedral_torch(x: torch.Tensor, codes) -> torch.Tensor:
-    """The torch twin of :func:`petcad.patches.augment.apply_dihedral` (in place, same codes)."""
-    codes = torch.as_tensor(np.asarray(codes, dtype=np.int64)).to(x.device)
+    """The torch twin of :func:`petcad.patches.augment.apply_dihedral` (in place, same codes ``(n, 3)``
+    in 0..7); the patches to move are selected on the host, so the device is not synchronised."""
+    codes = np.asarray(codes, dtype=np.int64)
     if codes.shape != (x.shape[0], 3):
-        raise ValueError(f"apply_dihedral_torch: expected codes of shape ({x.shape[0]}, 3), got {tuple(codes.shape)}")
+        raise ValueError(f"apply_dihedral_torch: expected codes of shape ({x.shape[0]}, 3), got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() > 7):
+        raise ValueError("apply_dihedral_torch: codes must be in 0..7")
     for p in range(3):
         ch = torch.arange(p, x.shape[1], 3, device=x.device)
         for c in range(1, 8):
-            sel = torch.nonzero(codes[:, p] == c).flatten()
-            if sel.numel() == 0:
+            sel = np.flatnonzero(codes[:, p] == c)
+            if not len(sel):
                 continue
-            sub = x[sel[:, None], ch[None, :]]
+            rows = torch.from_numpy(sel).to(x.device)
+            sub = x[rows[:, None], ch[None, :]]
             if c & 4:
                 sub = torch.flip(sub, dims=(3,))
-            x[sel[:, None], ch[None, :]] = torch.rot90(sub, c & 3, dims=(2, 3))
+            x[rows[:, None], ch[None, :]] = torch.rot90(sub, c & 3, dims=(2, 3))
     return x
