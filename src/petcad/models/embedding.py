@@ -40,11 +40,16 @@ DESCRIPTIONS = {
 }
 
 
+def _at_least_float32(z: torch.Tensor) -> torch.Tensor:
+    """Half-precision features (mixed precision) in float32; float32 / float64 as they are."""
+    return z if z.dtype in (torch.float32, torch.float64) else z.float()
+
+
 def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = SUPCON_TEMPERATURE) -> torch.Tensor:
     """Supervised contrastive loss of features ``z`` ``(n, d)`` with labels ``y`` ``(n,)`` (L2-normalised here)."""
     if torch.unique(y).numel() < 2:
         return z.sum() * 0.0  # one class only: nothing to contrast
-    z = F.normalize(z.float(), dim=1)
+    z = F.normalize(_at_least_float32(z), dim=1)
     n = z.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=z.device)
     sim = (z @ z.T) / temperature
@@ -61,7 +66,7 @@ def supcon_loss(z: torch.Tensor, y: torch.Tensor, temperature: float = SUPCON_TE
 
 def fisher_loss(z: torch.Tensor, y: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Within-class over total scatter ``S_w / (S_w + S_b)`` of features ``z`` ``(n, d)`` with labels ``y``."""
-    z = z.float()
+    z = _at_least_float32(z)
     classes, inverse = torch.unique(y, return_inverse=True)
     if classes.numel() < 2:
         return z.sum() * 0.0

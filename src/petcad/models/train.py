@@ -17,6 +17,12 @@ weighs the same. Validation: a patient-level split (``StratifiedGroupKFold`` wit
 to training; early stopping on the validation AUC (binary) or the macro
 one-vs-rest AUC (K classes; the best weights are kept).
 
+Embedding loss (``TrainConfig.embedding_loss``, ``supcon`` or ``fisher``): the
+training loss is the weighted cross-entropy plus ``embedding_weight`` times a term
+on the batch's penultimate features (:mod:`petcad.models.embedding`), computed in
+the same forward pass; ``metrics.csv`` logs that term apart
+(``train_embedding_loss``). The validation loss stays the cross-entropy.
+
 Fine-tuning (``TrainConfig.init_weights``, a run directory or a weights file):
 :func:`petcad.models.checkpoint.load_init_weights` loads the layers whose names
 and shapes match, leaves the rest at their fresh initialisation and resizes the
