@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.petcad-installed
 
-.PHONY: all install browser demo test bench clean
+.PHONY: all install browser demo readme-check test bench clean
 
 all: test
 
@@ -24,6 +24,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/petcad demo
+
+# Runs the demo and compares the README's section between <!-- demo-table:begin --> and
+# <!-- demo-table:end --> with the tables it printed (demo_out/README_table.md); exit 1 and a
+# diff when they differ. Exact on the machine and thread count that made the README's tables.
+readme-check: $(STAMP)
+	$(VENV)/bin/petcad demo --no-progress --check-readme README.md
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download).
 # As root with apt-get, `make test` installs it; otherwise those tests skip with a reason.

@@ -1,11 +1,19 @@
 """``petcad bench phantom``: the phantom's calibration figure.
 
 Simulates patients in memory (no files), measures the 13 diagnostic features of
-every node with :mod:`petcad.features.diagnostic` (the node's generated mask as
-its delineation, as a physician's contour would be), and cross-validates a
-random forest with patient-grouped folds (``StratifiedGroupKFold``). The AUC of
-the pooled out-of-fold probabilities is the figure the ``paper`` preset is tuned
-to (0.87-0.92, Wang et al. 2017 for such features). Also prints the time taken.
+every node with :mod:`petcad.features.diagnostic` in the comparison's two modes,
+and cross-validates a random forest with patient-grouped folds
+(``StratifiedGroupKFold``) on each:
+
+* *with masks* (the calibration figure): the node's generated mask as its
+  delineation, as a physician's contour would be. The AUC of the pooled
+  out-of-fold probabilities is the figure the ``paper`` preset is tuned to
+  (0.87-0.92, Wang et al. 2017 for such features).
+* *images only*: petcad's own delineation of the images (PET 40 % of SUVmax,
+  CT fallback), the features ``petcad compare`` uses by default. Printed beside
+  it; the phantom is not tuned to it.
+
+Also prints the time taken.
 
     petcad bench phantom --preset paper --seed 0            # the full figure (168 patients)
     petcad bench phantom --patients 60 --seed 0 --json      # the test's size
@@ -13,7 +21,12 @@ to (0.87-0.92, Wang et al. 2017 for such features). Also prints the time taken.
 
 from __future__ import annotations
 
-HELP = "phantom calibration: random-forest AUC on diagnostic features, patient-grouped CV"
+HELP = "phantom calibration: random-forest AUC on diagnostic features (with masks, and images only), patient-grouped CV"
+
+#: the delineation of each mode (see petcad.evaluation.compare); the calibration figure is "masks"
+MODE_DELINEATION = {"masks": "mask", "images": "fraction"}
+MODE_TITLES = {"masks": "with masks", "images": "images only"}
+CALIBRATION_MODE = "masks"
 
 
 def add_arguments(parser) -> None:
@@ -30,30 +43,44 @@ def _patient_features(job):
 
     import numpy as np
 
+    from petcad.features.delineation import DelineationSettings
     from petcad.features.diagnostic import FEATURE_NAMES, compute_features
     from petcad.phantom.cohort import simulate_patient
     from petcad.study import Lesion, Study
 
-    ss, preset, number = job
+    ss, preset, number, modes = job
     t = simulate_patient(ss, preset, number)
     lesions = [Lesion(les.lesion_id, les.center_mm, les.label, t.patient_id, mask=les.mask) for les in t.lesions]
     study = Study(t.patient_id, t.ct, t.pet, lesions)
-    rows = []
+    X = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for les in lesions:
-            f = compute_features(study, les)
-            rows.append([f[n] for n in FEATURE_NAMES])
+        for mode in modes:
+            settings = DelineationSettings(method=MODE_DELINEATION[mode])
+            rows = []
+            for les in lesions:
+                f = compute_features(study, les, settings)
+                rows.append([f[n] for n in FEATURE_NAMES])
+            X[mode] = np.asarray(rows, float).reshape(-1, len(FEATURE_NAMES))
     labels = [les.label == "malignant" for les in t.lesions]
-    return np.asarray(rows, float).reshape(-1, len(FEATURE_NAMES)), labels, [t.patient_id] * len(lesions)
+    return X, labels, [t.patient_id] * len(lesions)
 
 
-def phantom_features(n_patients: int, seed: int, preset: str = "paper", workers: int | None = None):
-    """Diagnostic features of every node of ``n_patients`` simulated patients.
+def phantom_features(n_patients: int, seed: int, preset: str = "paper", workers: int | None = None,
+                     mode: str = CALIBRATION_MODE):
+    """Diagnostic features of every node of ``n_patients`` simulated patients, delineated as in ``mode``
+    (``masks``: the generated masks, the calibration figure's; ``images``: petcad's PET delineation).
 
     Returns ``(feature_names, X (n_nodes, 13), y (1 = malignant), groups (patient ids))``;
     the patients are exactly those ``petcad phantom --seed seed`` writes.
     """
+    names, X, y, g = phantom_feature_sets(n_patients, seed, preset, workers, modes=(mode,))
+    return names, X[mode], y, g
+
+
+def phantom_feature_sets(n_patients: int, seed: int, preset: str = "paper", workers: int | None = None,
+                         modes=("masks", "images")):
+    """As :func:`phantom_features`, for several modes from one simulation: ``(names, {mode: X}, y, groups)``."""
     import os
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
@@ -65,14 +92,17 @@ def phantom_features(n_patients: int, seed: int, preset: str = "paper", workers:
     from petcad.phantom.presets import get_preset
 
     pre = get_preset(preset)
-    jobs = [(s, pre, i + 1) for i, s in enumerate(patient_seeds(seed, n_patients))]
+    bad = [m for m in modes if m not in MODE_DELINEATION]
+    if bad:
+        raise ValueError(f"unknown mode(s) {', '.join(bad)}; choose from {', '.join(MODE_DELINEATION)}")
+    jobs = [(s, pre, i + 1, tuple(modes)) for i, s in enumerate(patient_seeds(seed, n_patients))]
     nw = min(int(workers or os.cpu_count() or 1), len(jobs))
     if nw <= 1:
         res = list(map(_patient_features, jobs))
     else:
         with ProcessPoolExecutor(max_workers=nw, mp_context=get_context("forkserver")) as ex:
             res = list(ex.map(_patient_features, jobs))
-    X = np.concatenate([r[0] for r in res])
+    X = {m: np.concatenate([r[0][m] for r in res]) for m in modes}
     y = np.concatenate([np.asarray(r[1], int) for r in res])
     g = np.concatenate([np.asarray(r[2]) for r in res])
     return list(FEATURE_NAMES), X, y, g
@@ -116,24 +146,38 @@ def run(args) -> int:
     if n < 10:
         raise InputError("--patients", "at least 10 patients are needed for a grouped cross-validation")
     t0 = time.perf_counter()
-    names, X, y, g = phantom_features(n, args.seed, pre, workers=args.workers)
+    names, Xs, y, g = phantom_feature_sets(n, args.seed, pre, workers=args.workers)
     t1 = time.perf_counter()
-    res = grouped_rf_auc(X, y, g, seed=args.seed, folds=args.folds)
+    # the calibration figure (with masks) keeps the top-level keys; images only beside it
+    per_mode = {m: _mode_figures(Xs[m], y, g, names, args) for m in ("masks", "images")}
     out = {"preset": pre.name, "patients": n, "nodes": int(len(y)), "malignant_share": float(y.mean()),
-           "seed": args.seed, **res, "features": names, "seconds_simulation_and_features": round(t1 - t0, 1),
-           "seconds_cv": round(time.perf_counter() - t1, 1), "versions": software_versions()}
-    # single-feature AUCs (how much each feature alone separates the classes)
-    from sklearn.metrics import roc_auc_score
-
-    out["single_feature_auc"] = {n_: round(float(roc_auc_score(y, np.nan_to_num(X[:, i]))), 3)
-                                 for i, n_ in enumerate(names)}
+           "seed": args.seed, "calibration_mode": MODE_TITLES[CALIBRATION_MODE], **per_mode[CALIBRATION_MODE],
+           "images_only": per_mode["images"], "features": names,
+           "seconds_simulation_and_features": round(t1 - t0, 1), "seconds_cv": round(time.perf_counter() - t1, 1),
+           "versions": software_versions()}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"phantom calibration: preset {pre.name}, {n} patients, {len(y)} nodes, malignant {y.mean():.1%}, seed "
               f"{args.seed}")
-        print(f"random forest, {args.folds}-fold StratifiedGroupKFold by patient: AUC (pooled out-of-fold) "
-              f"{res['auc_pooled']:.3f}; per-fold {res['auc_fold_mean']:.3f} +- {res['auc_fold_sd']:.3f}")
-        print("single-feature AUC: " + ", ".join(f"{k} {v:.2f}" for k, v in out["single_feature_auc"].items()))
+        for m in ("masks", "images"):
+            r = per_mode[m]
+            what = ("the calibration figure: features inside the generated lesion masks" if m == CALIBRATION_MODE
+                    else "features from petcad's delineation of the images (PET 40% of SUVmax, CT fallback)")
+            print(f"{MODE_TITLES[m]} ({what}):")
+            print(f"  random forest, {args.folds}-fold StratifiedGroupKFold by patient: AUC (pooled out-of-fold) "
+                  f"{r['auc_pooled']:.3f}; per-fold {r['auc_fold_mean']:.3f} +- {r['auc_fold_sd']:.3f}")
+            print("  single-feature AUC: " + ", ".join(f"{k} {v:.2f}" for k, v in r["single_feature_auc"].items()))
         print(f"time: simulation + features {out['seconds_simulation_and_features']} s, CV {out['seconds_cv']} s")
     return 0
+
+
+def _mode_figures(X, y, g, names, args) -> dict:
+    """The random forest's grouped-CV AUCs and the single-feature AUCs (how much each feature alone separates)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    res = grouped_rf_auc(X, y, g, seed=args.seed, folds=args.folds)
+    res["single_feature_auc"] = {n_: round(float(roc_auc_score(y, np.nan_to_num(X[:, i]))), 3)
+                                 for i, n_ in enumerate(names)}
+    return res

@@ -8,6 +8,11 @@
   features) of the training lesions feeds the classical SVM / RF
   (:class:`petcad.evaluation.classifiers.TunedClassifier`, tuned and thresholded inside
   the training lesions), which then predicts the test lesions' deep features.
+  ``settings.cnn_embedding_loss`` (``--cnn-embedding-loss``) trains every network with a term
+  that makes those features classifiable (:mod:`petcad.models.embedding`).
+
+Mode ``masks`` (``settings.mode``): the networks see 9 channels (CT, PET and the lesion's
+mask planes); mode ``images``: 6 (CT, PET).
 
 More than two labels: K-output networks (``table.classes``), the probabilities of every
 class are returned ``(n_test, K)`` and the threshold is NaN (the most probable class).
@@ -31,11 +36,12 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     from petcad.models.estimator import CNNClassifier
     from petcad.patches.cache import LesionCache
 
-    cache = LesionCache.from_cohort(cohort)
+    with_mask = settings.mode == "masks"
+    cache = LesionCache.from_cohort(cohort, with_mask=with_mask)
     feats = table.diagnostic  # missing values are imputed inside each training fold (FeatureScaler)
     data = LesionData(cache=cache, y=table.y, groups=table.patient_id, features=feats,
                       feature_names=table.diagnostic_names, lesion_ids=np.asarray(table.lesion_id, dtype=str),
-                      normalization=settings.cnn_normalization, classes=table.classes)
+                      normalization=settings.cnn_normalization, classes=table.classes, with_mask=with_mask)
     binary = len(table.classes) == 2
     nets = sorted({NETWORK_OF[m] for m in methods})
     tasks = [(net, f) for f in folds for net in nets]
@@ -48,7 +54,8 @@ def run(cohort, table, folds, methods, settings, progress: bool = False):
     for net, f in it:
         clf = CNNClassifier(model=net, epochs=settings.cnn_epochs, seed=settings.seed + 1000 * f.repeat + f.fold,
                             min_samples_per_epoch=settings.cnn_samples_per_epoch, threads=settings.n_jobs,
-                            device="auto", dihedral=settings.cnn_dihedral, dropout=settings.cnn_dropout)
+                            device="auto", dihedral=settings.cnn_dihedral, dropout=settings.cnn_dropout,
+                            embedding_loss=settings.cnn_embedding_loss, embedding_weight=settings.cnn_embedding_weight)
         clf.fit(data, f.train)
         p = clf.predict_proba(data, f.test)
         p = p[:, 1] if binary else p

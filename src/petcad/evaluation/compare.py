@@ -8,6 +8,13 @@ Protocol (docs/evaluation.md):
   K-class comparison (every classifier and network K-class; one-vs-rest and macro AUC with
   DeLong intervals, per-class sensitivity, a K x K confusion table; see
   :mod:`petcad.evaluation.multiclass`).
+* Mode (``CompareSettings.mode``): every row of one table sees the same information.
+  ``images`` (images only, the default): the classical features come from petcad's own
+  delineation of the images (:mod:`petcad.features.delineation`: PET 40 % of SUVmax, CT
+  soft-tissue fallback; ``--delineation suv`` for SUV >= 2.5), never from a supplied mask,
+  and the CNNs see the 6 CT / PET planes. ``masks`` (with masks, ``--with-masks``; every
+  lesion needs a mask): the classical features come from the supplied masks and the CNNs
+  see 9 planes (CT, PET, mask). The mode is named in the table's title and in settings.json.
 * Folds: :func:`petcad.evaluation.folds.repeated_group_folds` (patients as groups),
   computed once; every method sees exactly the same folds (paired comparison).
 * Classical methods: :class:`petcad.evaluation.classifiers.TunedClassifier` (grid search
@@ -27,6 +34,7 @@ Protocol (docs/evaluation.md):
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,7 +49,7 @@ from petcad.evaluation.confusion import CONFUSION_METRICS, confusion_counts, poo
 from petcad.evaluation.delong import cluster_bootstrap_auc, delong_components
 from petcad.evaluation.folds import Fold, repeated_group_folds
 from petcad.features.delineation import DelineationSettings
-from petcad.models.config import DEFAULT_NORMALIZATION, TrainConfig
+from petcad.models.config import DEFAULT_NORMALIZATION, EMBEDDING_LOSSES, TrainConfig
 from petcad.study import Cohort
 
 CNN_METHODS = ("cnn", "multiview", "hybrid", "cnn-svm", "cnn-rf")
@@ -55,6 +63,26 @@ METHOD_LABELS = {
     "cnn-rf": "CNN deep features + RF",
 }
 FEATURE_SETS = ("diagnostic", "ibsi", "all")
+MODES = ("images", "masks")
+#: the default methods of ``petcad compare``: the original study's table (four classical methods, the 2.5D CNN)
+DEFAULT_METHODS = ("rf", "svm", "adaboost", "mlp", "cnn")
+_RULES = {"fraction": "PET {fraction:.0%} of SUVmax", "suv": "PET SUV >= {suv:g}"}
+
+
+def mode_title(mode: str) -> str:
+    """The mode's short name as table titles show it (``images only`` / ``with masks``)."""
+    return {"images": "images only", "masks": "with masks"}[mode]
+
+
+def mode_description(settings: "CompareSettings") -> str:
+    """One English sentence: what the classical features and the CNNs see in this mode."""
+    if settings.mode == "masks":
+        return ("classical features from the supplied lesion masks; CNNs on 9 channels "
+                "(CT, PET and mask planes)")
+    d = settings.delineation
+    rule = _RULES[d.method].format(fraction=d.fraction, suv=d.suv_threshold)
+    return (f"classical features from petcad's delineation of the images ({rule}, CT soft-tissue fallback "
+            f"for non-avid lesions); CNNs on 6 channels (CT and PET planes); no supplied mask is used")
 
 
 class CompareWarning(UserWarning):
@@ -68,14 +96,17 @@ class CompareSettings:
     ``n_splits`` x ``n_repeats`` outer folds; ``seed`` seeds folds, classifiers and CNNs;
     ``features`` is ``diagnostic``, ``ibsi`` or ``all``; ``cnn_epochs`` the CNN training
     epochs per fold, each of at least ``cnn_samples_per_epoch`` augmented samples;
-    ``cnn_normalization``, ``cnn_dihedral`` and ``cnn_dropout`` as in
-    :class:`petcad.models.estimator.CNNClassifier`; ``n_jobs`` parallel workers for the
+    ``cnn_normalization``, ``cnn_dihedral``, ``cnn_dropout``, ``cnn_embedding_loss`` and
+    ``cnn_embedding_weight`` as in :class:`petcad.models.estimator.CNNClassifier` (the embedding
+    loss shapes the deep features of ``cnn-svm`` / ``cnn-rf``); ``n_jobs`` parallel workers for the
     classical methods; ``n_boot`` patient-cluster bootstrap replicates; ``labels`` the labels
     taking part (empty = all of the manifest's); ``positive`` the positive one of two labels
-    (None = ``malignant``; an error with more than two).
+    (None = ``malignant``; an error with more than two); ``mode`` ``images`` or ``masks`` (see the
+    module text): ``images`` turns delineation ``auto`` into the PET rule ``fraction`` and refuses
+    ``mask``; ``masks`` turns ``auto`` into ``mask`` and refuses the PET rules.
     """
 
-    methods: tuple[str, ...] = tuple(CLASSICAL)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     n_splits: int = 10
     n_repeats: int = 10
     seed: int = 0
@@ -86,14 +117,32 @@ class CompareSettings:
     cnn_normalization: str = DEFAULT_NORMALIZATION
     cnn_dihedral: bool = TrainConfig.dihedral
     cnn_dropout: float = TrainConfig.dropout
+    cnn_embedding_loss: str = TrainConfig.embedding_loss
+    cnn_embedding_weight: float = TrainConfig.embedding_weight
     n_jobs: int = 2
     n_boot: int = 2000
     level: float = 0.95
     positive: str | None = None
     labels: tuple[str, ...] = ()
     delineation: DelineationSettings = field(default_factory=DelineationSettings)
+    mode: str = "images"
 
     def __post_init__(self) -> None:
+        if self.cnn_embedding_loss not in EMBEDDING_LOSSES:
+            raise InputError("--cnn-embedding-loss", f"must be {', '.join(EMBEDDING_LOSSES)}, got {self.cnn_embedding_loss!r}")
+        if not (math.isfinite(self.cnn_embedding_weight) and self.cnn_embedding_weight > 0):
+            raise InputError("--cnn-embedding-weight", f"must be a positive number, got {self.cnn_embedding_weight!r}")
+        if self.mode not in MODES:
+            raise InputError("--with-masks", f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        method = self.delineation.method
+        if self.mode == "images" and method == "mask":
+            raise InputError("--delineation", "'mask' uses the supplied masks: give --with-masks for the with-masks table")
+        if self.mode == "masks" and method in ("suv", "fraction"):
+            raise InputError("--delineation", f"--with-masks takes the features from the supplied masks; "
+                                              f"leave out --delineation {method} or --with-masks")
+        if method == "auto":
+            dl = dataclasses.replace(self.delineation, method="mask" if self.mode == "masks" else "fraction")
+            object.__setattr__(self, "delineation", dl)
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad:
             raise InputError("--methods", f"unknown method(s) {', '.join(bad)}; choose from {', '.join(ALL_METHODS)}")
@@ -108,6 +157,8 @@ class CompareSettings:
         d = dataclasses.asdict(self)
         d["methods"] = list(self.methods)
         d["labels"] = list(self.labels)
+        d["mode_title"] = mode_title(self.mode)
+        d["mode_description"] = mode_description(self)
         return d
 
 
@@ -144,6 +195,8 @@ class ComparisonResult:
     versions: dict[str, str]
     classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
     confusion: dict[str, np.ndarray] = field(default_factory=dict)  # K classes: method -> mean (K, K) counts
+    machine: dict = field(default_factory=dict)  # threads, device, CPU count, platform (see machine_info)
+    estimate_s: float = float("nan")  # the run time estimated before the run (NaN: not estimated)
 
     @property
     def multiclass(self) -> bool:
@@ -205,6 +258,16 @@ def check_features(X: np.ndarray, names: list[str], lesion_ids, where: str = "fe
     return X, names, notes
 
 
+def check_mode(pairs, mode: str) -> None:
+    """``masks`` needs a supplied mask for every compared lesion: an InputError counting those without."""
+    if mode != "masks":
+        return
+    missing = sum(les.mask is None for _, les in pairs)
+    if missing:
+        raise InputError("--with-masks", f"{missing} of {len(pairs)} compared lesions have no mask (the manifest's "
+                                         "mask column); the with-masks table needs one for every lesion")
+
+
 def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = False) -> tuple[LesionTable, Cohort, list[str]]:
     """Select the lesions of the compared labels, compute their features; returns the table, the
     filtered cohort (same studies, only those lesions) and notes."""
@@ -224,6 +287,7 @@ def prepare_lesions(cohort: Cohort, settings: CompareSettings, progress: bool = 
             studies.append(dataclasses.replace(s, lesions=kept))
     sub = Cohort(studies)
     pairs = list(sub.iter_lesions())
+    check_mode(pairs, settings.mode)
     pids = np.array([les.patient_id for _, les in pairs], dtype=object)
     lids = np.array([les.lesion_id for _, les in pairs], dtype=object)
     labels = np.array([les.label for _, les in pairs], dtype=object)
@@ -322,8 +386,35 @@ def software_versions(with_torch: bool = False, with_mirp: bool = False) -> dict
     return _versions(extra=("mirp", "pandas") if with_mirp else ())
 
 
-def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progress: bool = False) -> ComparisonResult:
-    """Run the whole comparison on ``cohort``; see the module text for the protocol."""
+def machine_info(settings: CompareSettings, with_torch: bool) -> dict:
+    """Where the comparison ran (exact reproducibility needs the same machine, threads and device)."""
+    import os
+    import platform
+
+    info = {"threads": settings.n_jobs, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "machine": platform.machine()}
+    if with_torch:
+        from petcad.models.train import resolve_device
+
+        dev = resolve_device("auto")
+        if dev.type == "cuda":
+            import torch
+
+            info["device"] = f"cuda ({torch.cuda.get_device_name(dev)})"
+        else:
+            info["device"] = "cpu"
+    else:
+        info["device"] = "cpu"
+    return info
+
+
+def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progress: bool = False,
+            on_estimate=None) -> ComparisonResult:
+    """Run the whole comparison on ``cohort``; see the module text for the protocol.
+
+    ``on_estimate``: called with one line, the estimated run time (:mod:`petcad.evaluation.estimate`),
+    after the features and folds and before the methods run; None = no estimate.
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     table, sub, notes = prepare_lesions(cohort, settings, progress)
@@ -331,6 +422,14 @@ def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progr
 
     folds = repeated_group_folds(table.y, table.patient_id, settings.n_splits, settings.n_repeats, settings.seed,
                                  where="manifest")
+    estimate_s = float("nan")
+    if on_estimate is not None:
+        from petcad.evaluation.estimate import estimate
+
+        est = estimate(sub, table, folds, settings)
+        estimate_s = est.total_s
+        timings["estimate_measure_s"] = est.measure_s
+        on_estimate(est.text(len(folds), len(settings.methods)))
     n = table.y.size
     R, K = settings.n_repeats, settings.n_splits
     C = len(table.classes)
@@ -380,8 +479,9 @@ def compare(cohort: Cohort, settings: CompareSettings = CompareSettings(), progr
         "delineation": {str(s): int(c) for s, c in zip(src, src_n)},
     }
     versions = software_versions(with_torch=bool(cnn), with_mirp=settings.features != "diagnostic")
+    summary["mode"] = mode_title(settings.mode)
     return ComparisonResult(settings, table, folds, probs, preds, thr, rows, best, timings, notes, summary, versions,
-                            list(table.classes), confusion)
+                            list(table.classes), confusion, machine_info(settings, bool(cnn)), estimate_s)
 
 
 def _predictions(P: np.ndarray, thr: np.ndarray, folds: list[Fold]) -> np.ndarray:

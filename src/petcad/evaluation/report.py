@@ -49,6 +49,31 @@ TEXT = {
             "assume it. p: paired DeLong test against the method with the highest AUC."),
         "reduced": "Reduced protocol",
         "none": "none",
+        "mode_images": "Images only", "mode_masks": "With masks",
+        "mode_images_text": ("classical features from petcad's delineation of the images ({rule}, CT soft-tissue "
+                             "fallback for non-avid lesions); CNNs on 6 channels (CT and PET planes); no supplied "
+                             "mask is used"),
+        "mode_masks_text": "classical features from the supplied lesion masks; CNNs on 9 channels (CT, PET and mask planes)",
+        "rule_fraction": "PET {fraction:.0%} of SUVmax", "rule_suv": "PET SUV >= {suv:g}",
+        "auc_delong": "AUC (95 % CI DeLong)",
+        "how": "How to read this table",
+        "how_text": (
+            "Each row is one method, tested on lesions it was not trained on (patients never shared between the "
+            "training and the test lesions). Sensitivity (TPR): the share of malignant lesions called malignant; "
+            "specificity (SPC): the share of benign lesions called benign; PPV / NPV: the share of lesions called "
+            "malignant / benign that are; accuracy (ACC): the share called right; AUC: the probability that a "
+            "malignant lesion gets a higher score than a benign one (0.5 = chance, 1 = perfect), independent of "
+            "the threshold. Under each value is its 95 % confidence interval (Wilson for the shares, DeLong for "
+            "the AUC). The highlighted row has the highest AUC; p is the paired DeLong test of each method "
+            "against it (p < 0.05: the difference is unlikely to be chance). The table's title says what every "
+            "method was given: the images only, or the images with the lesion masks."),
+        "ci_text": (
+            "Two AUC intervals: DeLong's treats every lesion as independent; the patient bootstrap resamples whole "
+            "patients, so it is wider when the lesions of one patient resemble each other, and it is the one to "
+            "trust when patients have several lesions."),
+        "machine": "Machine (threads and device)",
+        "estimate": "estimated before the run",
+        "yes": "yes", "no": "no", "all": "all",
     },
     "zh": {
         "title": "petcad 方法比较报告",
@@ -71,10 +96,53 @@ TEXT = {
             "而同一患者的病灶并不独立：按患者 bootstrap 的 AUC 区间不依赖该假设。p 值：与 AUC 最高的方法进行配对 DeLong 检验。"),
         "reduced": "缩减的验证方案",
         "none": "无",
+        "mode_images": "仅图像", "mode_masks": "使用掩膜",
+        "mode_images_text": "传统方法的特征来自 petcad 在图像上的自动勾画（{rule}，非高摄取病灶用 CT 软组织区域回退）；"
+                            "CNN 使用 6 个通道（CT 与 PET 切面）；不使用任何提供的掩膜",
+        "mode_masks_text": "传统方法的特征来自提供的病灶掩膜；CNN 使用 9 个通道（CT、PET 与掩膜切面）",
+        "rule_fraction": "PET {fraction:.0%} SUVmax 阈值", "rule_suv": "PET SUV >= {suv:g}",
+        "auc_delong": "AUC（95 % 置信区间，DeLong）",
+        "how": "如何阅读此表",
+        "how_text": (
+            "每一行是一种方法，在未参与其训练的病灶上测试（同一患者不会同时出现在训练和测试病灶中）。敏感度（TPR）：恶性病灶被判为恶性"
+            "的比例；特异度（SPC）：良性病灶被判为良性的比例；阳性 / 阴性预测值（PPV / NPV）：被判为恶性 / 良性的病灶中确为恶性 / "
+            "良性的比例；准确率（ACC）：判断正确的比例；AUC：恶性病灶得分高于良性病灶的概率（0.5 = 随机，1 = 完美），与阈值无关。"
+            "每个数值下方为其 95 % 置信区间（比例用 Wilson 区间，AUC 用 DeLong 区间）。高亮行的 AUC 最高；p 值为各方法与其比较的"
+            "配对 DeLong 检验（p < 0.05：差异不太可能是偶然）。表格标题说明每种方法得到的信息：仅图像，或图像加病灶掩膜。"),
+        "ci_text": (
+            "两个 AUC 区间：DeLong 区间把每个病灶视为独立；按患者 bootstrap 对整个患者重抽样，当同一患者的病灶彼此相似时更宽，"
+            "患者有多个病灶时应以它为准。"),
+        "machine": "计算环境（线程与设备）",
+        "estimate": "运行前的估计",
+        "yes": "是", "no": "否", "all": "全部",
     },
 }
+#: readable names of the settings, data summary and machine keys in the report (en, zh); others show their key
+KEY_NAMES = {
+    "mode_title": ("table", "表格"), "mode_description": ("what every method sees", "每种方法所用的信息"),
+    "methods": ("methods", "方法"), "n_splits": ("outer folds", "外层折数"), "n_repeats": ("repeats", "重复次数"),
+    "seed": ("seed", "随机种子"), "features": ("features (classical methods)", "特征（传统方法）"),
+    "inner_splits": ("inner folds (tuning)", "内层折数（调参）"), "cnn_epochs": ("CNN epochs per fold", "每折 CNN 训练轮数"),
+    "cnn_samples_per_epoch": ("CNN samples per epoch (at least)", "每轮 CNN 样本数（至少）"),
+    "cnn_normalization": ("CNN input scaling", "CNN 输入归一化"),
+    "cnn_dihedral": ("CNN plane mirrors / quarter turns", "CNN 切面镜像 / 四分之一旋转"),
+    "cnn_dropout": ("CNN dropout", "CNN dropout"),
+    "cnn_embedding_loss": ("CNN embedding loss (deep features)", "CNN 嵌入损失（深度特征）"),
+    "cnn_embedding_weight": ("CNN embedding loss weight", "CNN 嵌入损失权重"), "n_jobs": ("threads / workers", "线程 / 进程数"),
+    "n_boot": ("bootstrap replicates (patients)", "bootstrap 次数（按患者）"), "level": ("confidence level", "置信水平"),
+    "positive": ("positive label", "阳性标签"), "labels": ("labels compared", "参与比较的标签"),
+    "delineation": ("delineation", "勾画"), "method": ("rule", "规则"),
+    "patients": ("patients", "患者数"), "lesions": ("lesions", "病灶数"), "classes": ("labels", "标签"),
+    "class_counts": ("lesions per label", "各标签病灶数"),
+    "lesions_per_patient_median": ("lesions per patient (median)", "每位患者病灶数（中位数）"),
+    "lesions_per_patient_max": ("lesions per patient (max)", "每位患者病灶数（最大）"),
+    "threads": ("threads / workers", "线程 / 进程数"), "cpu_count": ("CPU cores", "CPU 核数"),
+    "platform": ("platform", "平台"), "machine": ("architecture", "架构"), "device": ("device (CNNs)", "设备（CNN）"),
+}
+SKIP_KEYS = ("mode",)
 METRIC_NAMES = {
-    "en": {"TPR": "TPR", "SPC": "SPC", "PPV": "PPV", "NPV": "NPV", "ACC": "ACC", "AUC": "AUC"},
+    "en": {"TPR": "sensitivity TPR", "SPC": "specificity SPC", "PPV": "PPV", "NPV": "NPV", "ACC": "accuracy ACC",
+           "AUC": "AUC"},
     "zh": {"TPR": "敏感度 TPR", "SPC": "特异度 SPC", "PPV": "阳性预测值 PPV", "NPV": "阴性预测值 NPV",
            "ACC": "准确率 ACC", "AUC": "AUC"},
 }
@@ -93,6 +161,18 @@ def method_name(method: str, lang: str) -> str:
 
 def _fmt(v: float, nd: int = 3) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{nd}f}"
+
+
+def table_title(result, lang: str = "en") -> str:
+    """The table's title: the mode (images only / with masks) and what every method sees in it."""
+    t = TEXT[lang]
+    s = result.settings
+    mode = getattr(s, "mode", "images")
+    if mode == "masks":
+        return f"{t['mode_masks']}: {t['mode_masks_text']}"
+    d = s.delineation
+    rule = t["rule_suv" if d.method == "suv" else "rule_fraction"].format(fraction=d.fraction, suv=d.suv_threshold)
+    return f"{t['mode_images']}: {t['mode_images_text'].format(rule=rule)}"
 
 
 def _fmt_p(p: float) -> str:
@@ -114,13 +194,15 @@ def write_table_csv(path, rows) -> None:
             w.writerow([r["method"]] + [("" if math.isnan(r[c]) else f"{r[c]:.6f}") for c in TABLE_COLUMNS[1:]])
 
 
-def table_markdown(rows, lang: str = "en") -> str:
+def table_markdown(rows, lang: str = "en", title: str | None = None) -> str:
+    """The poster's columns, then the intervals, Brier and p; ``title`` (the mode) as a bold first line."""
     t = TEXT[lang]
     head = [t["classifier"]] + [METRIC_NAMES[lang][m] for m in METRICS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ([f"**{title}**", ""] if title else []) + ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([method_name(r["method"], lang)] + [_fmt(r[m]) for m in METRICS]) + " |")
-    lines += ["", "| " + " | ".join([t["classifier"]] + [f"{METRIC_NAMES[lang][m]} 95 % CI" for m in METRICS]
+    lines += ["", "| " + " | ".join([t["classifier"]] + [f"{METRIC_NAMES[lang][m]} 95 % CI"
+                                                          + (" (DeLong)" if m == "AUC" else "") for m in METRICS]
                                    + [t["auc_clu"], t["brier"], t["p"]]) + " |",
               "|" + "---|" * (len(METRICS) + 4)]
     for r in rows:
@@ -130,14 +212,22 @@ def table_markdown(rows, lang: str = "en") -> str:
     return "\n".join(lines) + "\n"
 
 
-def table_text(rows) -> str:
-    """The table for a terminal (English)."""
-    head = f"{'method':<10}" + "".join(f"{m:>7}" for m in METRICS) + f"{'AUC 95% CI':>15}{'p vs best':>11}"
+TEXT_LEGEND = (
+    "TPR = sensitivity, SPC = specificity, PPV / NPV = positive / negative predictive value, ACC = accuracy.\n"
+    "AUC 95% CI: DeLong (lesions as independent) and patient bootstrap (whole patients resampled; wider\n"
+    "when a patient's lesions resemble each other). p vs best: paired DeLong test against the best AUC.")
+
+
+def table_text(rows, legend: bool = True) -> str:
+    """The table for a terminal (English), with a legend of its abbreviations and intervals (:data:`TEXT_LEGEND`)."""
+    head = (f"{'method':<10}" + "".join(f"{m:>7}" for m in METRICS) + f"{'DeLong CI':>14}{'patient CI':>14}"
+            f"{'p vs best':>11}")
     out = [head, "-" * len(head)]
     for r in rows:
         out.append(f"{r['method']:<10}" + "".join(f"{r[m]:>7.3f}" for m in METRICS)
-                   + f"{_fmt(r['AUC_lo']) + '-' + _fmt(r['AUC_hi']):>15}{_fmt_p(r['p_vs_best']):>11}")
-    return "\n".join(out)
+                   + f"{_fmt(r['AUC_lo']) + '-' + _fmt(r['AUC_hi']):>14}"
+                   + f"{_fmt(r['AUC_clu_lo']) + '-' + _fmt(r['AUC_clu_hi']):>14}{_fmt_p(r['p_vs_best']):>11}")
+    return "\n".join(out + (["", TEXT_LEGEND] if legend else []))
 
 
 def write_predictions_csv(path, result) -> None:
@@ -212,7 +302,7 @@ def calibration_png(result, lang: str = "en") -> bytes:
     plt = _setup_matplotlib(lang)
     t = TEXT[lang]
     rows = {r["method"]: r for r in result.table}
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig, ax = plt.subplots(figsize=(6, 5.5))  # the legend goes below the axes, off the curves
     y = result.lesions.y
     for m, P in result.probabilities.items():
         mp, fo, _ = reliability_curve(np.tile(y, P.shape[0]), P.ravel(), n_bins=10)
@@ -223,16 +313,35 @@ def calibration_png(result, lang: str = "en") -> bytes:
     ax.set_title(t["calibration"])
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.6)
+    # below the axes and their labels, off the curves
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=7, frameon=False)
     data = _figure_bytes(fig)
     plt.close(fig)
     return data
 
 
 # ----------------------------------------------------------------------------- html
-def _kv_table(d: dict) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v))}</td></tr>"
-                   for k, v in d.items())
+def _kv_value(v, lang: str) -> str:
+    """One value as readable HTML: a dict as a nested table, a list comma-separated, yes / no, no JSON."""
+    t = TEXT[lang]
+    if isinstance(v, dict):
+        return _kv_table(v, lang)
+    if isinstance(v, (list, tuple)):
+        return html.escape(", ".join(map(str, v))) if v else t["all"]
+    if isinstance(v, bool):
+        return t["yes"] if v else t["no"]
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return html.escape(str(v))
+
+
+def _kv_table(d: dict, lang: str = "en") -> str:
+    """``d`` as a two-column table with readable key names (:data:`KEY_NAMES`)."""
+    col = 1 if lang == "zh" else 0
+    rows = "".join(f"<tr><th>{html.escape(KEY_NAMES[k][col] if k in KEY_NAMES else str(k))}</th>"
+                   f"<td>{_kv_value(v, lang)}</td></tr>" for k, v in d.items() if k not in SKIP_KEYS)
     return f"<table class='kv'>{rows}</table>"
 
 
@@ -247,12 +356,16 @@ def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: l
         cells += [f"{_fmt(r['AUC_clu_lo'])}-{_fmt(r['AUC_clu_hi'])}", _fmt(r["brier"]), _fmt_p(r["p_vs_best"])]
         cls = " class='best'" if r["method"] == result.best else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head[METRICS.index("AUC") + 1] = t["auc_delong"]
     table = ("<table class='res'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
              + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
     notes = list(extra_notes or []) + list(result.notes)
     notes_html = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>" if notes else f"<p>{t['none']}</p>"
     b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     settings = result.settings.as_dict()
+    timings = {k: round(v, 2) for k, v in result.timings.items()}
+    if not math.isnan(getattr(result, "estimate_s", float("nan"))):
+        timings[t["estimate"]] = round(result.estimate_s, 1)
     page = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <title>{html.escape(t['title'])}</title>
@@ -267,15 +380,18 @@ img {{ max-width: 48%; margin-right: 1%; vertical-align: top; }}
 </style></head><body>
 <h1>{html.escape(t['title'])}</h1>
 <h2>{html.escape(t['table'])}</h2>
+<p class='title'><b>{html.escape(table_title(result, lang))}</b></p>
 {table}
+<h3>{html.escape(t['how'])}</h3><p>{html.escape(t['how_text'])}</p><p>{html.escape(t['ci_text'])}</p>
 <h2>{html.escape(t['roc'])} / {html.escape(t['calibration'])}</h2>
 <img alt="ROC" src="data:image/png;base64,{b64(roc)}"><img alt="calibration" src="data:image/png;base64,{b64(cal)}">
 <h2>{html.escape(t['protocol'])}</h2><p>{html.escape(t['protocol_text'])}</p>
 <h2>{html.escape(t['notes'])}</h2>{notes_html}
-<h2>{html.escape(t['data'])}</h2>{_kv_table(result.summary)}
-<h2>{html.escape(t['settings'])}</h2>{_kv_table(settings)}
-<h2>{html.escape(t['timings'])}</h2>{_kv_table({k: round(v, 2) for k, v in result.timings.items()})}
-<h2>{html.escape(t['versions'])}</h2>{_kv_table(result.versions)}
+<h2>{html.escape(t['data'])}</h2>{_kv_table(result.summary, lang)}
+<h2>{html.escape(t['settings'])}</h2>{_kv_table(settings, lang)}
+<h2>{html.escape(t['machine'])}</h2>{_kv_table(getattr(result, "machine", {}), lang)}
+<h2>{html.escape(t['timings'])}</h2>{_kv_table(timings, lang)}
+<h2>{html.escape(t['versions'])}</h2>{_kv_table(result.versions, lang)}
 </body></html>
 """
     return embed_cjk_font(page) if lang == "zh" else page
@@ -306,15 +422,17 @@ def write_report(result, out_dir, lang: str = "en", extra_notes: list[str] | Non
     paths = {n: out / n for n in ("table.csv", "table.md", "predictions.csv", "roc.png", "calibration.png",
                                   "settings.json", "report.html")}
     write_table_csv(paths["table.csv"], result.table)
-    write_text(paths["table.md"], table_markdown(result.table, lang))
+    write_text(paths["table.md"], table_markdown(result.table, lang, title=table_title(result, lang)))
     write_predictions_csv(paths["predictions.csv"], result)
     roc = roc_png(result, lang)
     cal = calibration_png(result, lang)
     write_bytes(paths["roc.png"], roc)
     write_bytes(paths["calibration.png"], cal)
-    meta = {"settings": result.settings.as_dict(), "summary": result.summary, "timings": result.timings,
-            "versions": result.versions, "notes": list(extra_notes or []) + list(result.notes), "best": result.best,
-            "lang": lang}
+    meta = {"mode": result.settings.mode, "title": table_title(result, "en"), "settings": result.settings.as_dict(),
+            "summary": result.summary, "timings": result.timings,
+            "estimated_s": None if math.isnan(result.estimate_s) else round(result.estimate_s, 1),
+            "machine": result.machine, "versions": result.versions,
+            "notes": list(extra_notes or []) + list(result.notes), "best": result.best, "lang": lang}
     write_text(paths["settings.json"], json.dumps(meta, indent=2, ensure_ascii=False, default=str))
     write_text(paths["report.html"], report_html(result, roc, cal, lang, extra_notes))
     return paths
