@@ -90,9 +90,19 @@ def test_parts_merge_only_when_complete(tmp_path):
     write_text(part_path(out, "a_c"), "id,v\nx,9\n")
     assert merge_parts(out, keys) == 0
     assert out.read_text() == "id,v\nb1,1\nb2,2\nx,9\n"
-    write_text(part_path(out, "a_c"), "id,w\nx,9\n")
-    with pytest.raises(InputError, match="columns differ"):
-        merge_parts(out, keys)
+    write_text(part_path(out, "a_c"), "id,w\nx,9\n")  # another column: the union, cells left empty
+    assert merge_parts(out, keys) == 0
+    assert out.read_text() == "id,v,w\nb1,1,\nb2,2,\nx,,9\n"
+
+
+def test_parts_made_with_other_settings_are_refused(tmp_path):
+    from petcad.batch import check_parts_settings
+
+    out = tmp_path / "f.csv"
+    check_parts_settings(out, {"set": "diagnostic"})
+    check_parts_settings(out, {"set": "diagnostic"})  # the same run again: fine
+    with pytest.raises(InputError, match="other settings"):
+        check_parts_settings(out, {"set": "all"})
 
 
 @pytest.mark.slow

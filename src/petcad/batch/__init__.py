@@ -19,6 +19,6 @@ and merged by :func:`merge_parts` once every study of the cohort has its part.
 
 from petcad.batch.runner import BatchReport, StudyTask, run_tasks
 from petcad.batch.shard import Shard, in_shard, parse_shard
-from petcad.batch.tables import merge_parts, part_path
+from petcad.batch.tables import check_parts_settings, merge_parts, part_path
 
-__all__ = ["BatchReport", "Shard", "StudyTask", "in_shard", "merge_parts", "parse_shard", "part_path", "run_tasks"]
+__all__ = ["BatchReport", "check_parts_settings", "Shard", "StudyTask", "in_shard", "merge_parts", "parse_shard", "part_path", "run_tasks"]

@@ -26,27 +26,52 @@ def part_path(out: str | Path, key: str) -> Path:
     return out.with_name(out.name + ".parts") / f"{safe}.csv"
 
 
-def merge_parts(out: str | Path, keys: Sequence[str]) -> int:
-    """Merge the part files of ``keys`` (in this order) into ``out`` when all exist.
+def check_parts_settings(out: str | Path, settings: dict) -> None:
+    """Record the run's settings beside the part files, or refuse parts made with other settings.
 
-    Returns the number of missing parts (0 when ``out`` was written). Every part must have
-    the same header line; an empty part (a study without rows) is its header alone.
+    Parts written with other settings (another feature set, another model, a changed manifest)
+    must not be merged silently with new ones.
     """
+    import json
+
+    out = Path(out)
+    f = out.with_name(out.name + ".parts") / "settings.json"
+    text = json.dumps(settings, sort_keys=True, default=str)
+    if f.exists():
+        if f.read_text(encoding="utf-8").strip() != text:
+            raise InputError(f.parent, "these part files were written with other settings or another version of the "
+                                       "manifest; delete the folder (or choose another --out) to start afresh")
+        return
+    write_text(f, text + "\n")
+
+
+def merge_parts(out: str | Path, keys: Sequence[str]) -> int:
+    """Merge the part files of ``keys`` (in this order) into the CSV ``out`` when all exist.
+
+    Returns the number of missing parts (0 when ``out`` was written). Columns are the union
+    of the parts' columns in order of first appearance (a study may lack an optional column,
+    e.g. a texture family that could not be computed); a missing cell is empty. An empty
+    part (a study without rows) is its header alone.
+    """
+    import csv
+    import io
+
     out = Path(out)
     paths = [part_path(out, k) for k in keys]
     missing = sum(not p.exists() for p in paths)
     if missing:
         return missing
-    header, body = None, []
+    columns: dict[str, None] = {}
+    rows: list[dict] = []
     for p in paths:
-        lines = p.read_text(encoding="utf-8").splitlines()
-        if not lines:
+        reader = csv.DictReader(io.StringIO(p.read_text(encoding="utf-8")))
+        if not reader.fieldnames:
             raise InputError(p, "empty part file (expected a header line); delete it and re-run")
-        if header is None:
-            header = lines[0]
-        elif lines[0] != header:
-            raise InputError(p, "its columns differ from the other parts (written by another version or settings?); "
-                                "delete the .parts folder and re-run")
-        body.extend(lines[1:])
-    write_text(out, "\n".join([header or "", *body]) + "\n")
+        columns.update(dict.fromkeys(reader.fieldnames))
+        rows.extend(reader)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out, buf.getvalue())
     return 0

@@ -110,3 +110,37 @@ def _ibsi(d) -> dict:
             warnings.simplefilter("ignore")
             out.update({pre + k: v for k, v in extract(vol.array, m, mod, bw, s.families).items()})
     return out
+
+
+# --------------------------------------------------------------------------- one study of a batch run
+@dataclass(frozen=True)
+class FeatureJob:
+    """What one study's feature task needs (picklable, for Dask workers)."""
+
+    manifest: str
+    study: tuple[str, str]  # (patient_id, study_id)
+    which: str
+    delineation: DelineationSettings
+    suv: object  # petcad.io.suv.SUVSettings
+    on_irregular: str = "error"
+    allow_frame_mismatch: bool = False
+
+
+def feature_study_task(task) -> dict:
+    """Load one study of the manifest, compute its lesions' rows, write them to the task's part file.
+
+    Returns ``{"lesions", "sources", "pet_only", "warnings"}`` for the command's summary.
+    """
+    from petcad.io.atomic import write_text
+    from petcad.io.manifest import load_cohort
+
+    job: FeatureJob = task.payload
+    cohort = load_cohort(job.manifest, suv=job.suv, allowed_labels=None, only={job.study},
+                         allow_frame_mismatch=job.allow_frame_mismatch, on_irregular=job.on_irregular)
+    table = lesion_feature_table(cohort, job.which, job.delineation)
+    write_text(task.outputs[0], table.to_csv_text())
+    sources: dict[str, int] = {}
+    for r in table.rows:
+        sources[r["delineation"]] = sources.get(r["delineation"], 0) + 1
+    return {"lesions": len(table.rows), "sources": sources, "warnings": table.warnings,
+            "pet_only": sum(r["modalities"] == "PET" for r in table.rows)}

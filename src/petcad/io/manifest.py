@@ -45,7 +45,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -303,8 +303,12 @@ def load_cohort(
     progress: bool = False,
     allow_frame_mismatch: bool = False,
     on_irregular: str = "error",
+    only: Collection[tuple[str, str]] | None = None,
 ) -> Cohort:
     """Read the manifest and load every patient's study once, with its lesions.
+
+    ``only``: load just these ``(patient_id, study_id)`` studies (:func:`study_keys`), for
+    commands that stream a cohort one study at a time.
 
     Each lesion centre must lie inside both the CT and the PET (voxel centres
     +- half a voxel) when ``check_inside``; masks are read when given and
@@ -321,6 +325,11 @@ def load_cohort(
     by_study: dict[tuple[str, str], list[ManifestRow]] = {}
     for r in rows:
         by_study.setdefault((r.patient_id, r.study_id), []).append(r)
+    if only is not None:
+        unknown = set(only) - set(by_study)
+        if unknown:
+            raise InputError(manifest, f"no study {sorted(unknown)[0]!r} in this manifest")
+        by_study = {k: v for k, v in by_study.items() if k in only}
     items = [(key[0], prow) for key, prow in by_study.items()]
     jobs = [(pid, None if prow[0].ct is None else str(prow[0].ct), str(prow[0].pet), suv, allow_frame_mismatch,
              on_irregular) for pid, prow in items]
@@ -331,6 +340,19 @@ def load_cohort(
         results = tqdm(results, total=len(jobs), desc="loading studies", unit="patient")
     studies = [_attach_lesions(result, pid, prow, manifest, check_inside) for (pid, prow), result in zip(items, results)]
     return Cohort(studies=studies)
+
+
+def study_keys(path: str | os.PathLike, *, allowed_labels: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """The ``(patient_id, study_id)`` of every study of the manifest, in the order of their first rows."""
+    keys: dict[tuple[str, str], None] = {}
+    for r in read_manifest(path, allowed_labels=allowed_labels):
+        keys.setdefault((r.patient_id, r.study_id), None)
+    return list(keys)
+
+
+def study_key_text(key: tuple[str, str]) -> str:
+    """``patient_id`` or ``patient_id/study_id``: a study's name in batch runs (shards, part files)."""
+    return key[0] if not key[1] else f"{key[0]}/{key[1]}"
 
 
 def _load_one(job) -> Study | tuple[str, str]:
