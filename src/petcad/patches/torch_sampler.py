@@ -177,23 +177,39 @@ def normalize_patches_torch(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x
 
 
+def _dihedral_maps(size: int, device: torch.device) -> torch.Tensor:
+    """``(8, size * size)`` on ``device``: for code ``c``, the flat source pixel of every output pixel
+    of :func:`petcad.patches.augment.apply_dihedral` (mirror the columns when ``c & 4``, then
+    ``c & 3`` quarter turns counter-clockwise, as ``numpy.rot90``)."""
+    key = (size, str(device))
+    if key not in _MAPS:
+        flat = np.arange(size * size, dtype=np.int64).reshape(size, size)
+        maps = np.stack([np.rot90(flat[:, ::-1] if c & 4 else flat, c & 3).reshape(-1) for c in range(8)])
+        _MAPS[key] = torch.from_numpy(maps).to(device)
+    return _MAPS[key]
+
+
+_MAPS: dict[tuple[int, str], torch.Tensor] = {}
+
+
 def apply_dihedral_torch(x: torch.Tensor, codes) -> torch.Tensor:
     """The torch twin of :func:`petcad.patches.augment.apply_dihedral` (in place, same codes ``(n, 3)``
-    in 0..7); the patches to move are selected on the host, so the device is not synchronised."""
+    in 0..7): per plane one ``torch.gather`` of every patch's pixels through its code's pixel map."""
     codes = np.asarray(codes, dtype=np.int64)
+    if x.ndim != 4 or x.shape[1] % 3 or x.shape[2] != x.shape[3]:
+        raise ValueError(f"apply_dihedral_torch: expected square patches (n, 3k, N, N), got {tuple(x.shape)}")
     if codes.shape != (x.shape[0], 3):
         raise ValueError(f"apply_dihedral_torch: expected codes of shape ({x.shape[0]}, 3), got {codes.shape}")
     if codes.size and (codes.min() < 0 or codes.max() > 7):
         raise ValueError("apply_dihedral_torch: codes must be in 0..7")
+    n, n_ch, size = x.shape[0], x.shape[1], x.shape[2]
+    if n == 0:
+        return x
+    maps = _dihedral_maps(size, x.device)
+    code_t = torch.from_numpy(codes).to(x.device)
+    k = n_ch // 3
     for p in range(3):
-        ch = torch.arange(p, x.shape[1], 3, device=x.device)
-        for c in range(1, 8):
-            sel = np.flatnonzero(codes[:, p] == c)
-            if not len(sel):
-                continue
-            rows = torch.from_numpy(sel).to(x.device)
-            sub = x[rows[:, None], ch[None, :]]
-            if c & 4:
-                sub = torch.flip(sub, dims=(3,))
-            x[rows[:, None], ch[None, :]] = torch.rot90(sub, c & 3, dims=(2, 3))
+        idx = maps[code_t[:, p]]  # (n, size * size)
+        sub = x[:, p::3].reshape(n, k, size * size)
+        x[:, p::3] = torch.gather(sub, 2, idx[:, None, :].expand(n, k, size * size)).reshape(n, k, size, size)
     return x
