@@ -9,8 +9,8 @@ pixel's continuous voxel index is computed exactly as the numba kernel computes 
 in float64 rounded to float32, column steps in float32, no fused multiply-add), the 8
 neighbours are gathered from the packed crops and blended in the same order. Hence:
 
-* planes whose neighbours all lie inside their crop (all of them for transforms within the
-  cache's reach, bar the last voxel) give **the same float32 values** as the CPU sampler;
+* planes whose neighbours all lie inside their crop (in practice every plane of a transform
+  within the cache's reach) give **the same float32 values** as the CPU sampler;
 * planes that touch a crop border blend the fill value in float32 (the CPU kernel's border
   path sums eight weighted terms in float64): equal within float32 rounding.
 
@@ -47,8 +47,8 @@ class TorchPatchSampler:
     size, spacing_mm, with_mask, shift_unit : as :class:`PatchSampler` (validation, the reach
         check and the index tables are the CPU sampler's own).
     device : a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
-    chunk : patches per group of tensor operations; bounds the device memory in flight (about
-        130 bytes per sample, i.e. about 250 MB for 128 six-channel 51 x 51 patches).
+    chunk : patches per group of tensor operations; bounds the memory in flight (on the CPU, 128
+        six-channel 51 x 51 patches raised the peak RSS by 232 MB, about 120 bytes per sample).
 
     Output: float32 tensors ``(n, C, size, size)`` on ``device``, HU (CT) and SUV (PET), not normalised.
     """
