@@ -10,9 +10,9 @@ affine, the kernel only needs a start index and two index steps per (patch, moda
 plane), computed by a small compiled function for the whole batch (with the reach of every
 patch, checked against the crops). The kernel then visits the patches sorted by lesion, in
 blocks of consecutive patches that a few threads claim from a shared counter (the compiled
-code releases the GIL; no OpenMP); per row of a plane it first
-computes every pixel's voxel offset and weights (vectorised), then gathers the 8 neighbours
-of each pixel and blends them. docs/patches.md says what each step gained.
+code releases the GIL; no OpenMP); per row of a plane it first computes every pixel's voxel
+offset and weights (vectorised), then gathers the 8 neighbours of each pixel and blends them.
+docs/patches.md says what each step gained.
 """
 
 from __future__ import annotations
@@ -208,11 +208,12 @@ def _default_threads() -> int:
 
 def _pool(workers: int) -> ThreadPoolExecutor:
     """This process's pool of ``workers`` sampler threads (a forked child makes its own)."""
-    key = (os.getpid(), workers)
-    pool = _POOLS.get(key)
+    pid = os.getpid()
+    pool = _POOLS.get((pid, workers))
     if pool is None:
-        _POOLS.clear()
-        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="petcad-sampler")
+        for key in [k for k in _POOLS if k[0] != pid]:  # a forked parent's pool has no threads here
+            del _POOLS[key]
+        pool = _POOLS[(pid, workers)] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="petcad-sampler")
     return pool
 
 
