@@ -156,6 +156,19 @@ def test_with_masks_needs_masks(small_cohort, tmp_path, capsys):
     assert not (tmp_path / "o" / "table.csv").exists()
 
 
+def test_bench_phantom_features_in_both_modes():
+    """bench phantom measures one simulation in both modes; the calibration figure's (masks) is the default."""
+    from petcad.bench.phantom import CALIBRATION_MODE, phantom_feature_sets, phantom_features
+
+    names, X, y, g = phantom_feature_sets(1, seed=3, preset="default", workers=1)
+    assert set(X) == {"masks", "images"} and X["masks"].shape == X["images"].shape == (len(y), len(names))
+    assert not np.allclose(X["masks"], X["images"], equal_nan=True)  # another delineation, other features
+    assert CALIBRATION_MODE == "masks"
+    _, Xm, ym, _ = phantom_features(1, seed=3, preset="default", workers=1)
+    np.testing.assert_array_equal(Xm, X["masks"])
+    np.testing.assert_array_equal(ym, y)
+
+
 # --------------------------------------------------------------------------- the report a physician reads
 def test_report_names_mode_metrics_intervals_and_machine(small_cohort, tmp_path, capsys):
     out = tmp_path / "r"

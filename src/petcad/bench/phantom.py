@@ -135,8 +135,6 @@ def run(args) -> int:
     import json
     import time
 
-    import numpy as np
-
     from petcad.errors import InputError
     from petcad.provenance import software_versions
     from petcad.phantom.presets import get_preset

@@ -363,6 +363,7 @@ def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: l
     notes_html = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>" if notes else f"<p>{t['none']}</p>"
     b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     settings = result.settings.as_dict()
+    settings = {k: settings.pop(k) for k in ("mode_title", "mode_description") if k in settings} | settings
     timings = {k: round(v, 2) for k, v in result.timings.items()}
     if not math.isnan(getattr(result, "estimate_s", float("nan"))):
         timings[t["estimate"]] = round(result.estimate_s, 1)
