@@ -303,3 +303,20 @@ def test_explain_cli_writes_panels(web_cohort, tmp_path, capsys):
     assert cli_main(["explain", "--model", str(tmp_path), "--manifest", str(manifest), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+def test_display_copy_of_a_large_ct_keeps_world_positions():
+    from petcad.study import Volume
+    from petcad.web.studies import block_mean, display_factor
+
+    assert display_factor((244, 186, 107)) == 1
+    assert display_factor((512, 512, 261)) == 2
+    rng = np.random.default_rng(0)
+    d = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    vol = Volume(rng.normal(size=(3, 5, 7)).astype(np.float32), [10.0, -5.0, 2.0], [0.8, 0.6, 3.0], d)
+    small = block_mean(vol, 2)
+    assert small.array.shape == (3, 3, 4)
+    np.testing.assert_allclose(small.array[1, 1, 2], vol.array[1, 2:4, 4:6].mean(), rtol=1e-6)
+    # a coarse voxel's centre is the centre of its block of fine voxels
+    np.testing.assert_allclose(small.index_to_world([2, 1, 1]), vol.index_to_world([4.5, 2.5, 1]), atol=1e-9)
+    assert small.array[2, 2, 3] == pytest.approx(vol.array[2, 4, 6])  # edge block padded by repetition

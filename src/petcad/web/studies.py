@@ -2,7 +2,8 @@
 
 A loaded study keeps the :class:`petcad.study.Study` (CT in HU, PET in SUV) and, made once on
 first request, the NIfTI bytes the browser reads: the CT as int16 HU (rounded: the read-out is in
-whole HU), the PET as float32 SUV on its own grid (NiiVue reslices an overlay onto the CT's grid
+whole HU; a CT of more than 24 million voxels, such as 512 x 512 x 261, is sent as means over 2 x 2
+in-plane blocks, so that software WebGL stays usable; patches and analysis always use the full CT), the PET as float32 SUV on its own grid (NiiVue reslices an overlay onto the CT's grid
 by the affines; an oblique PET, whose axes differ from the CT's, is resampled onto the CT grid
 here) and the segmentation labels as uint8. Least recently used studies are dropped beyond
 ``max_studies``. Loading is serialised per study; other studies load in parallel.
@@ -75,6 +76,40 @@ def _load(entry: StudyEntry) -> LoadedStudy:
     return LoadedStudy(entry=entry, study=study, seconds=time.perf_counter() - t0)
 
 
+#: Largest CT the browser gets (voxels); bigger CTs are shown averaged over f x f in-plane blocks.
+DISPLAY_MAX_VOXELS = 24_000_000
+
+
+def display_factor(shape_ijk, max_voxels: int = DISPLAY_MAX_VOXELS) -> int:
+    """Smallest in-plane block size f with (ni / f) (nj / f) nk <= ``max_voxels`` (1 = full resolution)."""
+    ni, nj, nk = (int(v) for v in shape_ijk)
+    f = 1
+    while (-(-ni // f)) * (-(-nj // f)) * nk > max_voxels and f < min(ni, nj):
+        f += 1
+    return f
+
+
+def block_mean(vol: Volume, f: int) -> Volume:
+    """``vol`` averaged over f x f blocks along i and j (edges padded by repetition), on the coarser grid
+    whose voxel centres are the block centres."""
+    if f == 1:
+        return vol
+    a = np.asarray(vol.array, dtype=np.float32)
+    nk, nj, ni = a.shape
+    pj, pi = (-nj) % f, (-ni) % f
+    if pj or pi:
+        a = np.pad(a, ((0, 0), (0, pj), (0, pi)), mode="edge")
+    a = a.reshape(nk, a.shape[1] // f, f, a.shape[2] // f, f).mean(axis=(2, 4), dtype=np.float32)
+    spacing = vol.spacing * np.array([f, f, 1.0])
+    origin = vol.index_to_world([(f - 1) / 2.0, (f - 1) / 2.0, 0.0])
+    return Volume(a, origin, spacing, vol.direction)
+
+
+def ct_for_display(study: Study, max_voxels: int = DISPLAY_MAX_VOXELS) -> Volume:
+    """The CT as the browser gets it: full resolution up to ``max_voxels``, else in-plane block means."""
+    return block_mean(study.ct, display_factor(study.ct.shape_ijk, max_voxels))
+
+
 def pet_for_display(study: Study) -> Volume:
     """The PET on its own grid when its axes are the CT's, else resampled onto the CT grid."""
     if np.allclose(study.pet.direction, study.ct.direction, atol=1e-4):
@@ -85,7 +120,7 @@ def pet_for_display(study: Study) -> Volume:
 def ct_nifti(ls: LoadedStudy) -> bytes:
     from petcad.web.nifti import to_nifti_bytes
 
-    return ls.blob("ct", lambda: to_nifti_bytes(ls.study.ct, np.int16, "petcad CT HU"))
+    return ls.blob("ct", lambda: to_nifti_bytes(ct_for_display(ls.study), np.int16, "petcad CT HU"))
 
 
 def pet_nifti(ls: LoadedStudy) -> bytes:

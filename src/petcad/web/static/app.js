@@ -65,7 +65,8 @@ function renderLesions() {
   $("lesions").replaceChildren(...s.lesions.map((l) => {
     const li = document.createElement("li");
     li.dataset.index = l.index;
-    const p = l.prediction ? ` · P=${fmt(l.prediction.malignant ?? Object.values(l.prediction).at(-1), 2)}` : "";
+    const cls = l.prediction ? ("malignant" in l.prediction ? "malignant" : Object.keys(l.prediction).at(-1)) : null;
+    const p = cls ? ` · P(${labelName(cls)}) ${fmt(l.prediction[cls], 2)}` : "";
     li.innerHTML = `<span></span><span class="tag"></span>`;
     li.children[0].textContent = l.lesion_id;
     li.children[1].textContent = labelName(l.label) + p;
@@ -310,6 +311,7 @@ async function main() {
     return a;
   }));
   initNiivue();
+  document.fonts.load("14px petcad-cjk", "中文").catch(() => null); // the CJK subset, before it is needed
   await setLang(state.config.lang);
   setCtWindow("mediastinum");
   document.querySelectorAll(".preset").forEach((b) => { b.onclick = () => setCtWindow(b.dataset.preset); });
