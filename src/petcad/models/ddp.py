@@ -19,7 +19,7 @@ import sys
 from petcad.errors import InputError
 
 
-def run_distributed(args) -> int:
+def run_distributed(args, load_data=None) -> int:
     import torch
     import torch.distributed as dist
 
@@ -34,7 +34,7 @@ def run_distributed(args) -> int:
     from petcad.models.options import train_from_args
 
     try:
-        return train_from_args(args, rank=dist.get_rank(), world_size=dist.get_world_size())
+        return train_from_args(args, rank=dist.get_rank(), world_size=dist.get_world_size(), load_data=load_data)
     finally:
         dist.barrier()
         dist.destroy_process_group()

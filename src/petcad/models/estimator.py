@@ -162,6 +162,9 @@ class CNNClassifier:
 
         run_dir = Path(run_dir)
         cfg = ckpt.read_config(run_dir)
+        if cfg.get("task", "classify") == "segment":
+            raise InputError(run_dir, "is a segmentation model (petcad train --task segment): use petcad segment, "
+                                      "not a lesion classifier")
         classes = classes_of_config(cfg, run_dir / "config.json")
         n_feat = len(cfg.get("feature_mean") or [])
         model = build_model(cfg["model"], in_channels=int(cfg["in_channels"]), patch_size=int(cfg["patch_size"]),

@@ -84,8 +84,11 @@ def config_from_args(args):
     ).validate()
 
 
-def train_from_args(args, rank: int = 0, world_size: int = 1) -> int:
-    """Load the manifest, train, print a summary (rank 0). Returns the exit status."""
+def train_from_args(args, rank: int = 0, world_size: int = 1, load_data=None) -> int:
+    """Load the manifest, train, print a summary (rank 0). Returns the exit status.
+
+    ``load_data(args)``: another training-data source (e.g. the segmentation points of
+    :mod:`petcad.segment.points`) instead of the manifest's lesions."""
     from petcad.models.data import load_manifest_data
     from petcad.models.train import train
 
@@ -96,10 +99,13 @@ def train_from_args(args, rank: int = 0, world_size: int = 1) -> int:
         import torch
 
         cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    _, data = load_manifest_data(args.manifest, size=args.size, spacing_mm=args.spacing,
-                                 with_mask=args.with_mask, with_features=cfg.model == "hybrid",
-                                 normalization=args.normalization, positive=getattr(args, "positive", None),
-                                 on_irregular=args.on_irregular)
+    if load_data is not None:
+        data = load_data(args)
+    else:
+        _, data = load_manifest_data(args.manifest, size=args.size, spacing_mm=args.spacing,
+                                     with_mask=args.with_mask, with_features=cfg.model == "hybrid",
+                                     normalization=args.normalization, positive=getattr(args, "positive", None),
+                                     on_irregular=args.on_irregular)
     quiet = args.no_progress or rank != 0
     res = train(data, None, cfg, run_dir=args.out, resume=args.resume, progress=not quiet, rank=rank,
                 world_size=world_size,

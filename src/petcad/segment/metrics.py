@@ -1,0 +1,176 @@
+"""Evaluation of segmentation outputs against a manifest's lesion masks.
+
+Per study (on the CT grid of ``labels.nii.gz``):
+
+* **Dice per class**: ``2 |P_c & T_c| / (|P_c| + |T_c|)`` for each tumour class and for ``tumour``
+  (any tumour class); undefined (None) when both are empty.
+* **Lesion-wise detection**: a true lesion (one manifest row, its mask) is **found** when at least
+  one voxel of its mask is predicted as any tumour class. A predicted lesion (a 26-connected
+  component of tumour voxels, the lesions of ``lesions.json``) is a **false positive** when none
+  of its voxels lies in any true lesion mask. Sensitivity = found / true lesions; false
+  positives per study.
+* **autoPET volumes** (as the challenge's script): components with 18-connectivity; false-positive
+  volume = predicted components that touch no true lesion voxel; false-negative volume = true
+  components (of the union of the masks) that touch no predicted tumour voxel; in mL.
+* **Malignant vs benign** (two tumour classes named ``benign`` and ``malignant``): per found
+  lesion the score ``p_malignant / (p_benign + p_malignant)`` of the predicted lesion overlapping it
+  most; the AUC over found lesions (pooled over studies).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from petcad.errors import InputError
+
+CONN26 = np.ones((3, 3, 3), dtype=bool)
+
+
+def conn18() -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.generate_binary_structure(3, 2)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    sa, sb = int(a.sum()), int(b.sum())
+    if sa + sb == 0:
+        return None
+    return 2.0 * int(np.logical_and(a, b).sum()) / (sa + sb)
+
+
+def autopet_volumes(pred: np.ndarray, truth: np.ndarray, voxel_ml: float) -> tuple[float, float]:
+    """(false-positive, false-negative) volume in mL with 18-connected components."""
+    from scipy import ndimage
+
+    s = conn18()
+    pl, pn = ndimage.label(pred, structure=s)
+    fp = 0
+    if pn:
+        hit = np.zeros(pn + 1, dtype=bool)
+        hit[np.unique(pl[truth & (pl > 0)])] = True
+        sizes = np.bincount(pl.ravel(), minlength=pn + 1)
+        fp = int(sizes[1:][~hit[1:]].sum())
+    tl, tn = ndimage.label(truth, structure=s)
+    fn = 0
+    if tn:
+        hit = np.zeros(tn + 1, dtype=bool)
+        hit[np.unique(tl[pred & (tl > 0)])] = True
+        sizes = np.bincount(tl.ravel(), minlength=tn + 1)
+        fn = int(sizes[1:][~hit[1:]].sum())
+    return fp * voxel_ml, fn * voxel_ml
+
+
+def evaluate_study(study_dir: Path, rows, classes_hint=None) -> dict:
+    """Metrics of one study folder (``labels.nii.gz``, ``lesions.json``, ``meta.json``) against manifest rows."""
+    from scipy import ndimage
+
+    from petcad.io.masks import load_mask
+    from petcad.io.volumes import read_image
+
+    meta_path = study_dir / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        lesions = json.loads((study_dir / "lesions.json").read_text(encoding="utf-8"))["lesions"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(study_dir, f"not a petcad segment output folder ({type(exc).__name__})") from None
+    classes = list(meta["classes"])
+    labels = read_image(study_dir / "labels.nii.gz", modality="mask")
+    lab = np.rint(labels.array).astype(np.int64)
+    voxel_ml = float(np.prod(labels.spacing)) / 1000.0
+    truth = np.zeros(lab.shape, dtype=np.int64)
+    masks = []
+    for r in rows:
+        if r.mask is None:
+            raise InputError(r.mask or f"row {r.row}", f"lesion {r.lesion_id}: evaluation needs a mask for every lesion")
+        if r.label not in classes:
+            raise InputError(f"row {r.row}", f"label {r.label!r} is not a class of the segmentation ({', '.join(classes[1:])})")
+        m = load_mask(r.mask, like=labels, label=r.mask_label).array > 0
+        truth[m] = classes.index(r.label)
+        masks.append((r, m))
+    pred_t, true_t = lab > 0, truth > 0
+    out = {"patient_id": study_dir.name, "n_true": len(rows), "n_pred": len(lesions),
+           "dice": {c: dice(lab == k, truth == k) for k, c in enumerate(classes) if k > 0}}
+    out["dice"]["tumour"] = dice(pred_t, true_t)
+    comp, n = ndimage.label(pred_t, structure=CONN26)
+    if n != len(lesions):
+        raise InputError(study_dir / "lesions.json", f"{len(lesions)} lesions listed but labels.nii.gz has {n} components")
+    found, scores = [], []
+    for r, m in masks:
+        ids, counts = np.unique(comp[m & pred_t], return_counts=True)
+        hit = len(ids) > 0
+        found.append({"lesion_id": r.lesion_id, "label": r.label, "found": bool(hit)})
+        if hit and {"benign", "malignant"} <= set(classes):
+            row = lesions[int(ids[np.argmax(counts)]) - 1]
+            pb, pm = float(row["p_benign"]), float(row["p_malignant"])
+            scores.append((r.label, pm / max(pb + pm, 1e-12)))
+    tp_comp = np.unique(comp[true_t & pred_t])
+    out["n_found"] = int(sum(f["found"] for f in found))
+    out["false_positives"] = int(n - len(tp_comp[tp_comp > 0]))
+    out["sensitivity"] = out["n_found"] / len(rows) if rows else None
+    fpv, fnv = autopet_volumes(pred_t, true_t, voxel_ml)
+    out["fp_volume_ml"], out["fn_volume_ml"] = fpv, fnv
+    out["lesions"] = found
+    out["scores"] = scores
+    return out
+
+
+def summarise(studies: list[dict], classes: list[str]) -> dict:
+    """Overall figures: pooled sensitivity, mean false positives / volumes per study, mean Dice, AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    n_true = sum(s["n_true"] for s in studies)
+    n_found = sum(s["n_found"] for s in studies)
+    by_label = {}
+    for c in classes[1:]:
+        les = [f for s in studies for f in s["lesions"] if f["label"] == c]
+        by_label[c] = {"n": len(les), "found": sum(f["found"] for f in les),
+                       "sensitivity": (sum(f["found"] for f in les) / len(les)) if les else None}
+    mean = lambda key: float(np.mean([s[key] for s in studies])) if studies else None  # noqa: E731
+    dice_mean = {}
+    for c in list(classes[1:]) + ["tumour"]:
+        vals = [s["dice"][c] for s in studies if s["dice"].get(c) is not None]
+        dice_mean[c] = float(np.mean(vals)) if vals else None
+    sc = [x for s in studies for x in s["scores"]]
+    y = np.array([lab == "malignant" for lab, _ in sc], dtype=int)
+    auc = float(roc_auc_score(y, [p for _, p in sc])) if len(np.unique(y)) == 2 else None
+    return {"n_studies": len(studies), "n_true": n_true, "n_found": n_found,
+            "sensitivity": n_found / n_true if n_true else None, "sensitivity_by_label": by_label,
+            "false_positives_per_study": mean("false_positives"), "fp_volume_ml_per_study": mean("fp_volume_ml"),
+            "fn_volume_ml_per_study": mean("fn_volume_ml"), "dice_mean": dice_mean,
+            "auc_malignant_found": auc, "auc_n": {"benign": int((y == 0).sum()), "malignant": int(y.sum())},
+            "rules": {"found": "a true lesion is found when >= 1 of its mask voxels is predicted as any tumour class",
+                      "false_positive": "a predicted lesion (26-connected) overlapping no true lesion voxel",
+                      "autopet_volumes": "18-connected components; FP: predicted components touching no true voxel; "
+                                         "FN: true components touching no predicted voxel",
+                      "auc": "over found lesions, score p_malignant / (p_benign + p_malignant) of the predicted lesion "
+                             "overlapping most"}}
+
+
+def evaluate_dir(out_dir, manifest) -> dict:
+    """Evaluate every study of ``manifest`` that has an output folder in ``out_dir``."""
+    from petcad.io.manifest import read_manifest
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InputError(out_dir, "segmentation output folder not found")
+    by_pid: dict[str, list] = {}
+    for r in read_manifest(manifest, allowed_labels=None):
+        by_pid.setdefault(r.patient_id, []).append(r)
+    studies, missing, classes = [], [], None
+    for pid, rows in by_pid.items():
+        d = out_dir / pid
+        if not (d / "meta.json").is_file():
+            missing.append(pid)
+            continue
+        res = evaluate_study(d, rows)
+        studies.append(res)
+        if classes is None:
+            classes = json.loads((d / "meta.json").read_text(encoding="utf-8"))["classes"]
+    if not studies:
+        raise InputError(out_dir, f"no study of {manifest} has outputs here (expected {out_dir}/<patient_id>/meta.json)")
+    return {"overall": summarise(studies, classes), "studies": [{k: v for k, v in s.items() if k != "scores"}
+                                                                for s in studies], "missing": missing}
