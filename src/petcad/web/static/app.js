@@ -66,11 +66,12 @@ function renderLesions() {
     const li = document.createElement("li");
     li.dataset.index = l.index;
     const cls = l.prediction ? ("malignant" in l.prediction ? "malignant" : Object.keys(l.prediction).at(-1)) : null;
-    const p = cls ? ` · P(${labelName(cls)}) ${fmt(l.prediction[cls], 2)}` : "";
+    const p = cls ? ` · ${fmt(l.prediction[cls], 2)}` : "";
     li.innerHTML = `<span></span><span class="tag"></span>`;
     li.children[0].textContent = l.lesion_id;
     li.children[1].textContent = labelName(l.label) + p;
     li.children[1].classList.add(l.label);
+    if (cls) li.title = `P(${labelName(cls)}) = ${fmt(l.prediction[cls], 4)}`;
     li.onclick = () => pickLesion(l.index);
     if (state.request && state.request.lesion === l.index) li.classList.add("sel");
     return li;
@@ -84,6 +85,7 @@ function renderLesions() {
     li.children[0].textContent = `${t("lesion")} ${l.lesion ?? i + 1}`;
     li.children[1].textContent = `${labelName(l.predicted)} ${l.volume_ml != null ? fmt(l.volume_ml, 1) + " ml" : ""}`;
     li.onclick = () => { goTo([l.x, l.y, l.z]); analyse({ point: [l.x, l.y, l.z] }); };
+    li.dataset.seg = i;
     return li;
   }));
 }
@@ -108,7 +110,8 @@ async function loadVolumes(sid) {
     { url: `/api/studies/${sid}/ct.nii`, name: "ct.nii", colormap: "gray", cal_min: state.ctWindow[0], cal_max: state.ctWindow[1] },
     { url: `/api/studies/${sid}/pet.nii`, name: "pet.nii", colormap: "hot", cal_min: Number($("pet-min").value), cal_max: Number($("pet-max").value), opacity: Number($("opacity").value) },
   ];
-  if (state.study.has_labels) vols.push({ url: `/api/studies/${sid}/labels.nii`, name: "labels.nii", colormap: "random", cal_min: 0.5, cal_max: 255, opacity: 0.6 });
+  // segmentation labels are class indices 1..K: one colour per class
+  if (state.study.has_labels) vols.push({ url: `/api/studies/${sid}/labels.nii`, name: "labels.nii", colormap: "winter", cal_min: 0.5, cal_max: Math.max(1.5, state.study.n_label_classes + 0.5), opacity: 0.6 });
   await nv.loadVolumes(vols);
   nv.volumes[0].colorbarVisible = false;
   if (nv.volumes[2]) nv.volumes[2].colorbarVisible = false;
