@@ -166,10 +166,18 @@ def test_three_class_train_predict_compare(three_class_manifest, tmp_path, capsy
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert [r["predicted"] for r in rows] == [CLASSES[i] for i in p.argmax(axis=1)]
 
+    # the point mode: one probability per label
+    r0 = _rows(three_class_manifest)[0]
+    base = three_class_manifest.parent
+    capsys.readouterr()
+    assert main(["predict", "--model", str(run), "--ct", str(base / r0["ct"]), "--pet", str(base / r0["pet"]),
+                 f"--at={r0['x']},{r0['y']},{r0['z']}"]) == 0
+    line = capsys.readouterr().out
+    assert "P(benign) = " in line and "P(primary) = " in line and line.split()[-1] in CLASSES
+
     # a manifest label the model does not know: one line naming manifest, label and model; nothing written
     bad = tmp_path / "bad.csv"
     src = _rows(three_class_manifest)
-    base = three_class_manifest.parent
     for r in src:
         r["ct"], r["pet"] = str(base / r["ct"]), str(base / r["pet"])
         r["mask"] = str(base / r["mask"]) if r.get("mask") else ""

@@ -55,7 +55,7 @@ def run(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            probs = ([f"P(positive) = {r['probability']:.4f}"] if "probability" in r else
+            probs = ([f"P({r['positive']}) = {r['probability']:.4f}"] if "probability" in r else
                      [f"P({k[2:]}) = {v:.4f}" for k, v in r.items() if k.startswith("p_")])
             print(f"{r['x']:.1f},{r['y']:.1f},{r['z']:.1f}\t" + "  ".join(probs) + f"\t{r['label']}")
     return 0

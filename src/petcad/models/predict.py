@@ -43,7 +43,7 @@ def predict_points(run_dir, ct, pet, points_mm, *, tta: bool = False, device: st
                    threads: int | None = None, on_irregular: str = "error") -> list[dict]:
     """Probability of malignancy at world points ``(n, 3)`` (mm, LPS) of the study (CT, PET).
 
-    Returns one dict per point: ``x, y, z, probability`` (of the positive label) and ``label``
+    Returns one dict per point: ``x, y, z, probability`` (of the ``positive`` label) and ``label``
     (the positive label when probability >= 0.5, else the other) for a binary run; for a
     K-class run ``x, y, z``, ``p_<label>`` per label and ``label`` (the most probable).
     """
@@ -77,7 +77,7 @@ def predict_points(run_dir, ct, pet, points_mm, *, tta: bool = False, device: st
     classes = clf.labels_
     if len(classes) == 2:
         return [{"x": float(a[0]), "y": float(a[1]), "z": float(a[2]), "probability": float(q[1]),
-                 "label": classes[1] if q[1] >= 0.5 else classes[0]} for a, q in zip(pts, P)]
+                 "positive": classes[1], "label": classes[1] if q[1] >= 0.5 else classes[0]} for a, q in zip(pts, P)]
     return [{"x": float(a[0]), "y": float(a[1]), "z": float(a[2]),
              **{f"p_{c}": float(v) for c, v in zip(classes, q)}, "label": classes[int(np.argmax(q))]}
             for a, q in zip(pts, P)]
