@@ -320,3 +320,22 @@ def test_display_copy_of_a_large_ct_keeps_world_positions():
     # a coarse voxel's centre is the centre of its block of fine voxels
     np.testing.assert_allclose(small.index_to_world([2, 1, 1]), vol.index_to_world([4.5, 2.5, 1]), atol=1e-9)
     assert small.array[2, 2, 3] == pytest.approx(vol.array[2, 4, 6])  # edge block padded by repetition
+
+
+def test_nine_channel_network_gets_mask_panels(web_cohort, tmp_path):
+    manifest, _ = web_cohort
+    run9 = tmp_path / "run9"
+    assert cli_main(["train", str(manifest), "--out", str(run9), "--epochs", "1", "--min-samples-per-epoch", "0",
+                     "--batch-size", "16", "--no-progress", "--threads", "1", "--with-mask"]) == 0
+    c = _client(manifest, run9)
+    assert c.get("/api/config").json()["model"]["channels"] == 9
+    a = c.post("/api/studies/s0/analyze", json={"lesion": 0, "tta": False, "features": False}).json()
+    assert a["channels"][6:] == ["mask-axial", "mask-coronal", "mask-sagittal"]
+    assert a["titles"]["en"][6].startswith("tumour 1, description: mask axial")
+    assert a["titles"]["zh"][6].startswith("肿瘤 1，描述：掩膜 横截面")
+    masks = _floats(a["patches"]).reshape(9, a["size"], a["size"])[6:]
+    assert masks.min() >= 0 and masks.max() == pytest.approx(1.0) and masks[:, a["size"] // 2, a["size"] // 2].min() > 0.5
+    les = c.get("/api/studies/s0").json()["lesions"][0]
+    assert les["prediction"]["malignant"] == pytest.approx(a["probability"]["malignant"], abs=1e-6)
+    r = c.post("/api/studies/s0/analyze", json={"point": [les["x"], les["y"], les["z"]]})
+    assert r.status_code == 400 and "mask" in r.json()["error"]

@@ -128,15 +128,26 @@ def _target(viewer: Viewer, sid: str, body: dict):
     if idx is not None:
         if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < len(entry.lesions):
             raise RequestError(400, "lesion must be the index of a lesion of this study")
-        les = entry.lesions[idx]
-        mask = None
-        if les.mask is not None and viewer.clf is not None and int(viewer.clf.config_["in_channels"]) == 9:
-            from petcad.io.volumes import read_image
-
-            mask = read_image(les.mask, modality="mask")
-        return Target(ls.study, np.array(les.center_mm), les.lesion_id, les.label, mask), idx + 1
+        return _lesion_target(viewer, entry, ls, idx), idx + 1
     xyz = _floats(body, "point", 3)
     return Target(ls.study, np.array(xyz), "point", None, None), "–"
+
+
+def _needs_mask(viewer: Viewer) -> bool:
+    return viewer.clf is not None and int(viewer.clf.config_["in_channels"]) == 9
+
+
+def _lesion_target(viewer: Viewer, entry, ls, idx: int):
+    """The Target of manifest lesion ``idx`` (with its mask when the network has mask channels)."""
+    from petcad.explain.analysis import Target
+
+    les = entry.lesions[idx]
+    mask = None
+    if les.mask is not None and _needs_mask(viewer):
+        from petcad.io.volumes import read_image
+
+        mask = read_image(les.mask, modality="mask")
+    return Target(ls.study, np.array(les.center_mm), les.lesion_id, les.label, mask)
 
 
 def _transform(body: dict) -> np.ndarray:
@@ -162,6 +173,9 @@ def analyze(viewer: Viewer, sid: str, body: dict) -> dict:
                 feats = diagnostic_features(target)
             except InputError as exc:
                 feats_error = exc.problem
+            except (ValueError, RuntimeError, IndexError):  # e.g. nothing to delineate around a point in air
+                LOG.warning("diagnostic features failed for study %s", sid)
+                feats_error = "no lesion could be delineated here"
     titles = {lang: [original_title(number, ch, target.label, lang) for ch in res.channels] for lang in ("en", "zh")}
     return {
         "channels": list(res.channels), "size": int(res.patches.shape[-1]), "patches": _b64(res.patches),
@@ -200,16 +214,22 @@ def saliency(viewer: Viewer, sid: str, body: dict) -> dict:
 
 def study_detail(viewer: Viewer, sid: str) -> dict:
     """Lesions of a study with labels and (with a model) predictions; segmentation lesions."""
-    from petcad.explain.analysis import Target, analyse
+    from petcad.explain.analysis import analyse
 
     entry = viewer.entry(sid)
     ls = viewer.loaded(sid)
     preds = [None] * len(entry.lesions)
-    if viewer.clf is not None and not (int(viewer.clf.config_["in_channels"]) == 9):
+    if viewer.clf is not None:
         def make():
-            with viewer.compute_lock:
-                return [analyse(Target(ls.study, np.array(le.center_mm), le.lesion_id, le.label), np.zeros(6),
-                                viewer.clf, tta=False).probability for le in entry.lesions]
+            out = []
+            for i, le in enumerate(entry.lesions):
+                if _needs_mask(viewer) and le.mask is None:
+                    out.append(None)  # a 9-channel network needs the lesion's mask
+                    continue
+                target = _lesion_target(viewer, entry, ls, i)
+                with viewer.compute_lock:
+                    out.append(analyse(target, np.zeros(6), viewer.clf, tta=False).probability)
+            return out
 
         preds = ls.blob("predictions", make)
     lesions = [{"index": i, "lesion_id": le.lesion_id, "x": le.center_mm[0], "y": le.center_mm[1], "z": le.center_mm[2],
