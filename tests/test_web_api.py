@@ -112,7 +112,6 @@ def test_analysis_matches_petcad_predict_and_follows_the_dialog(client, web_coho
     rotated = _floats(b["patches"]).reshape(6, b["size"], b["size"])
     assert b["transform"]["rotate"] == [10.0, 0.0, 0.0]
     c = a["size"] // 2
-    # a rotation about X leaves the X axis: the middle column of the coronal plane is unchanged only in x...
     assert not np.allclose(rotated, patches)
     assert rotated[:, c, c] == pytest.approx(patches[:, c, c], abs=1e-3)  # the centre pixel stays the lesion centre
     assert b["probability"]["malignant"] != a["probability"]["malignant"]
@@ -131,9 +130,7 @@ def test_saliency_shares_and_completeness(client):
     # integrated gradients: attributions add up to p(patch) - p(baseline)
     import torch
 
-    from petcad.web.app import Viewer  # noqa: F401  (the client's viewer holds the model)
-
-    viewer = client.app.state.viewer
+    viewer = client.app.state.viewer  # holds the model the requests used
     with torch.no_grad():
         x0 = torch.zeros((1, 6, s["size"], s["size"]))
         p0 = float(torch.softmax(viewer.clf.model_(x0, None), 1)[0, 1])
