@@ -95,6 +95,11 @@ def test_viewer_in_chromium(browser, served, tmp_path):
               f"median {timing['median_ms']:.1f} ms, max {timing['max_ms']:.1f} ms over {timing['n']}")
         assert timing["median_ms"] < 1000
         assert "HU" in page.inner_text("#readout") and "SUV" in page.inner_text("#readout")
+        at_crosshair = page.inner_text("#readout")
+        box = page.locator("#gl").bounding_box()  # hover over the axial plane (left third of the row)
+        page.mouse.move(box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.35)
+        page.wait_for_function(f"document.getElementById('readout').textContent !== {at_crosshair!r}", timeout=5_000)
+        assert "HU" in page.inner_text("#readout")
     # pick a lesion: six labelled panels and a probability
     page.click("#lesions li[data-index='0']")
     page.wait_for_function("window.petcad.state.analysis !== null", timeout=60_000)

@@ -124,10 +124,12 @@ function lpsAtCrosshair() {
   return [-ras[0], -ras[1], ras[2]];
 }
 
-function onLocation(data) {
+function onLocation(data) { showReadout(data.mm); }
+
+// HU, SUV and the LPS position of a world point given in NiiVue's RAS mm
+function showReadout(ras) {
   const nv = state.nv;
   if (!nv || nv.volumes.length < 2) return;
-  const ras = data.mm;
   const val = (v) => { const x = v.mm2vox(ras); return v.getValue(x[0], x[1], x[2]); };
   $("readout").textContent = `x ${fmt(-ras[0], 1)}  y ${fmt(-ras[1], 1)}  z ${fmt(ras[2], 1)} mm (LPS)   ` +
     `HU ${fmt(val(nv.volumes[0]), 0)}   SUV ${fmt(val(nv.volumes[1]), 2)}`;
@@ -324,6 +326,14 @@ async function main() {
   $("lang-en").onclick = () => setLang("en");
   $("lang-zh").onclick = () => setLang("zh");
   $("btn-analyse").onclick = () => { if (state.glOk && state.nv.volumes.length) analyse({ point: lpsAtCrosshair() }); };
+  $("gl").addEventListener("mousemove", (ev) => { // read-out under the cursor, not only at the crosshair
+    const nv = state.nv;
+    if (!state.glOk || nv.volumes.length < 2) return;
+    const r = ev.target.getBoundingClientRect(), dpr = (nv.uiData && nv.uiData.dpr) || window.devicePixelRatio || 1;
+    const frac = nv.canvasPos2frac([(ev.clientX - r.left) * dpr, (ev.clientY - r.top) * dpr]);
+    if (frac && frac[0] >= 0) showReadout(nv.frac2mm(frac));
+  });
+  $("gl").addEventListener("dblclick", () => $("btn-analyse").click()); // double click: analyse that point
   $("btn-transform").onclick = openDialog;
   $("btn-submit").onclick = submitDialog;
   $("btn-cancel").onclick = () => $("transform-dialog").close();
