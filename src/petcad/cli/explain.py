@@ -30,6 +30,10 @@ def run(args) -> int:
     from petcad.errors import InputError
     from petcad.explain.batch import explain_manifest
 
+    import importlib.util
+
+    if importlib.util.find_spec("captum") is None:
+        raise InputError("explain", "needs captum: pip install 'petcad[web]'")
     if args.steps < 2:
         raise InputError("--steps", f"must be at least 2, got {args.steps}")
     if args.limit is not None and args.limit < 1:

@@ -30,9 +30,21 @@ def add_arguments(parser) -> None:
                         help="compute requests per client and minute (default 120)")
 
 
+def _require_web() -> None:
+    import importlib.util
+
+    from petcad.errors import InputError
+
+    missing = [m for m in ("fastapi", "uvicorn", "captum") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError("serve", f"needs {', '.join(missing)}: pip install 'petcad[web]'")
+
+
 def config_from_args(args):
     """The :class:`petcad.web.app.ServeConfig` of parsed arguments (InputError for bad values)."""
     from petcad.errors import InputError
+
+    _require_web()
     from petcad.web.app import ServeConfig
 
     if not args.data:
