@@ -60,7 +60,7 @@ def _pool(x, d: int):
 
 def _trunk(stream, image, stride: int):
     """All but the last convolution of the stream, a-trous, subsampled by ``stride``; returns
-    (activations in channels-last layout, dilation of the last convolution in their grid)."""
+    (activations, dilation of the last convolution in their grid)."""
     import torch
     import torch.nn.functional as F
 
@@ -68,8 +68,7 @@ def _trunk(stream, image, stride: int):
 
     if stride not in STRIDES:
         raise InputError("--stride", f"must be one of {', '.join(map(str, STRIDES))}, got {stride}")
-    cl = torch.channels_last
-    x, d, sub = image.contiguous(memory_format=cl), 1, 1  # d: accumulated stride (input pixels); sub: subsampling so far
+    x, d, sub = image.contiguous(), 1, 1  # d: accumulated stride (input pixels); sub: subsampling so far
     for conv in stream.convs[:-1]:
         # conv -> pool -> (subsample) -> Leaky ReLU: the same values as the patch network's conv -> pool -> Leaky
         # ReLU at every window (a monotone activation commutes with the max and with subsampling)
@@ -78,7 +77,7 @@ def _trunk(stream, image, stride: int):
         if sub < stride:  # every later read is at an even offset of this grid
             x = x[:, :, ::2, ::2]
             sub *= 2
-        x = F.leaky_relu(x.contiguous(memory_format=cl), LEAK)
+        x = F.leaky_relu(x.contiguous(), LEAK)
     return x, d // sub
 
 

@@ -78,7 +78,7 @@ def evaluate_study(study_dir: Path, rows, classes_hint=None) -> dict:
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(study_dir, f"not a petcad segment output folder ({type(exc).__name__})") from None
     classes = list(meta["classes"])
-    labels = read_image(study_dir / "labels.nii.gz", modality="mask")
+    labels = read_image(study_dir / "labels.nii.gz")  # class numbers (not modality="mask", which binarises)
     lab = np.rint(labels.array).astype(np.int64)
     voxel_ml = float(np.prod(labels.spacing)) / 1000.0
     truth = np.zeros(lab.shape, dtype=np.int64)
