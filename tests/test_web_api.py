@@ -336,3 +336,24 @@ def test_nine_channel_network_gets_mask_panels(web_cohort, tmp_path):
     assert les["prediction"]["malignant"] == pytest.approx(a["probability"]["malignant"], abs=1e-6)
     r = c.post("/api/studies/s0/analyze", json={"point": [les["x"], les["y"], les["z"]]})
     assert r.status_code == 400 and "mask" in r.json()["error"]
+
+
+def test_concurrent_requests_do_not_share_state(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [("s0", {"lesion": 0, "tta": False, "features": False}),
+            ("s1", {"lesion": 0, "tta": False, "features": False}),
+            ("s0", {"lesion": 1, "rotate": [0, 0, 7], "shift": [1, -2, 0], "tta": False, "features": False}),
+            ("s1", {"lesion": 1, "shift": [0, 3, 0], "tta": False, "features": False})]
+
+    def call(job):
+        r = client.post(f"/api/studies/{job[0]}/analyze", json=job[1])
+        assert r.status_code == 200
+        j = r.json()
+        return j["patches"], j["probability"], j["transform"]
+
+    alone = [call(j) for j in jobs]
+    with ThreadPoolExecutor(4) as ex:
+        together = list(ex.map(call, jobs * 2))
+    assert together == alone * 2
+    assert len({a[0] for a in alone}) == 4  # four different answers, each returned to its own request
