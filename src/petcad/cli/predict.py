@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from petcad.cli._batch_options import add_batch_options
 from petcad.io.options import add_on_irregular_option
 
 NAME = "predict"
@@ -26,6 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     add_on_irregular_option(parser)
+    add_batch_options(parser)
 
 
 def run(args) -> int:
@@ -40,12 +42,17 @@ def run(args) -> int:
         if not args.out:
             raise InputError("--out", "the manifest mode needs --out predictions.csv")
         rows = P.predict_manifest(args.model, args.manifest, args.out, tta=args.tta, device=args.device,
-                                  threads=args.threads, on_irregular=args.on_irregular)
+                                  threads=args.threads, on_irregular=args.on_irregular, shard=args.shard,
+                                  scheduler=args.scheduler, progress=not args.json)
         if args.json:
             print(json.dumps(rows, indent=2))
-        else:
+        elif rows:
             print(f"{len(rows)} lesions -> {args.out}")
+        else:
+            print(f"shard {args.shard} done; {args.out} is written when every study has its part (other shards)")
         return 0
+    if args.shard or args.scheduler:
+        raise InputError("--shard" if args.shard else "--scheduler", "only with --manifest")
     if not (args.ct and args.pet and args.at):
         raise InputError("--at", "give --ct, --pet and at least one --at x,y,z (or --manifest and --out)")
     pts = [P.parse_point(a) for a in args.at]

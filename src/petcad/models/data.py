@@ -283,8 +283,11 @@ def load_manifest_data(
     classes: Sequence[str] | None = None,
     positive: str | None = None,
     on_irregular: str = "error",
+    only=None,
 ):
     """(cohort, LesionData) for a manifest CSV; diagnostic features when ``with_features``.
+
+    ``only``: just these ``(patient_id, study_id)`` studies (see :func:`petcad.io.manifest.load_cohort`).
 
     ``on_irregular`` (``error`` / ``resample`` / ``stack``) goes to the DICOM reader.
 
@@ -295,7 +298,7 @@ def load_manifest_data(
     manifest = Path(manifest)
     if not manifest.is_file():
         raise InputError(manifest, "manifest not found")
-    cohort = load_cohort(manifest, allowed_labels=None, on_irregular=on_irregular)
+    cohort = load_cohort(manifest, allowed_labels=None, on_irregular=on_irregular, only=only)
     require_ct(cohort, manifest, "the 2.5D CNNs (train, predict --manifest, explain, bench model --auc)")
     if cohort.n_lesions == 0:
         raise InputError(manifest, "no lesions")

@@ -9,8 +9,10 @@ error naming the manifest, the label and the model.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,43 +85,98 @@ def predict_points(run_dir, ct, pet, points_mm, *, tta: bool = False, device: st
             for a, q in zip(pts, P)]
 
 
+@dataclass(frozen=True)
+class PredictJob:
+    """One study of ``predict --manifest`` (picklable, for Dask workers)."""
+
+    run_dir: str
+    manifest: str
+    study: tuple[str, str]  # (patient_id, study_id)
+    tta: bool = False
+    device: str = "auto"
+    threads: int | None = None
+    on_irregular: str = "error"
+
+
+def _classifier(run_dir: str, device: str, threads: int | None) -> CNNClassifier:
+    """The run's classifier, loaded once per process while its files are unchanged (a batch run
+    predicts many studies with it)."""
+    p = Path(run_dir)
+    files = sorted(p.glob("*")) if p.is_dir() else [p]
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())
+    return _load_classifier(str(run_dir), device, threads, stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_classifier(run_dir: str, device: str, threads: int | None, stamp: tuple) -> CNNClassifier:
+    return CNNClassifier.load(run_dir, device=device, threads=threads)
+
+
+def predict_study_task(task) -> int:
+    """Predict every lesion of one study of the manifest; write the rows to the task's part file."""
+    job: PredictJob = task.payload
+    clf = _classifier(job.run_dir, job.device, job.threads)
+    cfg = clf.config_
+    _, data = load_manifest_data(job.manifest, size=int(cfg["patch_size"]), spacing_mm=float(cfg["spacing_mm"]),
+                                 with_mask=bool(cfg.get("with_mask")), with_features=clf.scaler_ is not None,
+                                 normalization=cfg.get("normalization", "patch"), classes=clf.labels_,
+                                 on_irregular=job.on_irregular, only={job.study})
+    if clf.scaler_ is not None:
+        _check_features(clf, data.feature_names)
+    P = clf.predict_proba(data, tta=job.tta)
+    classes = clf.labels_
+    labels = [classes[int(k)] for k in data.y]
+    if len(classes) == 2:
+        cols = ["patient_id", "lesion_id", "label", "probability"]
+        rows = [[str(g), str(l), lab, f"{q[1]:.6f}"] for g, l, lab, q in zip(data.groups, data.lesion_ids, labels, P)]
+    else:
+        cols = ["patient_id", "lesion_id", "label"] + [f"p_{c}" for c in classes] + ["predicted"]
+        rows = [[str(g), str(l), lab, *(f"{v:.6f}" for v in q), classes[int(np.argmax(q))]]
+                for g, l, lab, q in zip(data.groups, data.lesion_ids, labels, P)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    w.writerows(rows)
+    write_text(task.outputs[0], buf.getvalue())
+    return len(rows)
+
+
 def predict_manifest(run_dir, manifest, out_csv, *, tta: bool = False, device: str = "auto",
-                     threads: int | None = None, on_irregular: str = "error") -> list[dict]:
-    """One row per lesion of the manifest, written atomically.
+                     threads: int | None = None, on_irregular: str = "error", shard: str | None = None,
+                     scheduler: str | None = None, progress: bool = False) -> list[dict]:
+    """One row per lesion of the manifest, predicted study by study (see :mod:`petcad.batch`).
 
     Binary run: ``patient_id, lesion_id, label, probability`` (of the positive label).
     K-class run: ``patient_id, lesion_id, label, p_<label>..., predicted``.
+    Each study's rows go to ``OUT.parts/<study>.csv`` (studies already there are skipped);
+    ``out_csv`` is written once every study has its part, and its rows are returned (as
+    strings); with studies left to other shards, ``[]``.
     """
-    from petcad.io.manifest import read_manifest
+    import hashlib
+
+    from petcad.batch import StudyTask, check_parts_settings, merge_parts, parse_shard, part_path, run_tasks
+    from petcad.io.manifest import read_manifest, study_key_text, study_keys
     from petcad.models.labels import check_known
 
-    clf = CNNClassifier.load(run_dir, device=device, threads=threads)
-    cfg = clf.config_
+    clf = _classifier(str(run_dir), device, threads)
     if not Path(manifest).is_file():
         raise InputError(manifest, "manifest not found")
     check_known((r.label for r in read_manifest(manifest, allowed_labels=None)), clf.labels_, manifest, run_dir)
-    _, data = load_manifest_data(manifest, size=int(cfg["patch_size"]), spacing_mm=float(cfg["spacing_mm"]),
-                                 with_mask=bool(cfg.get("with_mask")), with_features=clf.scaler_ is not None,
-                                 normalization=cfg.get("normalization", "patch"), classes=clf.labels_,
-                                 on_irregular=on_irregular)
-    if clf.scaler_ is not None:
-        _check_features(clf, data.feature_names)
-    P = clf.predict_proba(data, tta=tta)
-    classes = clf.labels_
-    labels = [classes[int(k)] for k in data.y]
-    keys = zip(data.groups, data.lesion_ids, labels, P)
-    if len(classes) == 2:
-        rows = [{"patient_id": str(g), "lesion_id": str(l), "label": lab, "probability": float(q[1])} for g, l, lab, q in keys]
-        cols, fmt = ["patient_id", "lesion_id", "label", "probability"], {"probability"}
-    else:
-        rows = [{"patient_id": str(g), "lesion_id": str(l), "label": lab, **{f"p_{c}": float(v) for c, v in zip(classes, q)},
-                 "predicted": classes[int(np.argmax(q))]} for g, l, lab, q in keys]
-        cols = ["patient_id", "lesion_id", "label"] + [f"p_{c}" for c in classes] + ["predicted"]
-        fmt = {f"p_{c}" for c in classes}
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6f}" if k in fmt else v) for k, v in r.items()})
-    write_text(out_csv, buf.getvalue())
-    return rows
+    weights = Path(run_dir) / "model.safetensors" if Path(run_dir).is_dir() else Path(run_dir)
+    check_parts_settings(out_csv, {"manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
+                                   "model_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                                   "tta": tta, "on_irregular": on_irregular})
+    keys = study_keys(manifest)
+    names = [study_key_text(k) for k in keys]
+    tasks = [StudyTask(n, (part_path(out_csv, n),),
+                       PredictJob(str(run_dir), str(Path(manifest).resolve()), k, tta, device, threads, on_irregular))
+             for n, k in zip(names, keys)]
+    report = run_tasks(predict_study_task, tasks, shard=parse_shard(shard), scheduler=scheduler, progress=progress)
+    if progress:
+        import sys
+
+        print(report.summary(), file=sys.stderr)
+    if merge_parts(out_csv, names):
+        return []
+    with open(out_csv, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
