@@ -229,7 +229,8 @@ def test_segmentation_output_is_shown(web_cohort, tmp_path):
     pid = "P0001"
     seg = tmp_path / "seg" / pid
     seg.mkdir(parents=True)
-    shutil.copy(manifest.parent / pid / "lesions.nii.gz", seg / "labels.nii.gz")
+    shutil.copy(manifest.parent / pid / "lesions.nii.gz", seg / "labels.nii.gz")  # lesion numbers 1..n
+    (seg / "meta.json").write_text(json.dumps({"classes": ["none", "benign", "malignant"]}))
     (seg / "lesions.csv").write_text("lesion,x,y,z,volume_ml,suv_max,p_benign,p_malignant,predicted\n"
                                      "1,10.5,150.0,-160.0,2.5,6.1,0.3,0.7,malignant\n")
     c = _client(manifest, None, segmentation=str(tmp_path / "seg"))
@@ -239,7 +240,12 @@ def test_segmentation_output_is_shown(web_cohort, tmp_path):
     assert d["has_labels"] and d["seg_lesions"][0]["predicted"] == "malignant" and d["seg_lesions"][0]["x"] == 10.5
     nib = pytest.importorskip("nibabel")
     img = nib.Nifti1Image.from_bytes(c.get("/api/studies/s0/labels.nii").content)
-    assert img.get_data_dtype() == np.uint8 and int(np.asarray(img.dataobj).max()) >= 1
+    from petcad.io.volumes import read_image
+
+    want = read_image(seg / "labels.nii.gz").array
+    assert img.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), want)  # numbers kept, not binarised
+    assert want.max() >= 2 and d["n_label_classes"] == 2 and d["seg_classes"] == ["benign", "malignant"]
 
 
 def test_strings_and_font(client):

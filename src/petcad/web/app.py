@@ -236,14 +236,17 @@ def study_detail(viewer: Viewer, sid: str) -> dict:
                 "label": le.label, "prediction": preds[i]} for i, le in enumerate(entry.lesions)]
     ct = ls.study.ct
     return {"id": sid, "patient_id": entry.patient_id, "lesions": lesions, "seg_lesions": entry.seg_lesions,
-            "has_labels": entry.seg_labels is not None, "n_label_classes": _label_classes(entry),
+            "seg_classes": entry.seg_classes, "has_labels": entry.seg_labels is not None, "n_label_classes": _label_classes(entry),
             "ct_shape": list(ct.shape_ijk),
             "ct_spacing": [float(v) for v in ct.spacing], "load_seconds": round(ls.seconds, 2)}
 
 
 def _label_classes(entry) -> int:
-    """Number of classes in a segmentation's lesion list (``p_<class>`` columns; 2 when none are listed)."""
-    cols = {k for row in entry.seg_lesions for k in row if k.startswith("p_")}
+    """Number of tumour classes of a segmentation (``meta.json``, else the ``p_<class>`` columns of its
+    lesion list other than ``p_none``; at least 2)."""
+    if entry.seg_classes:
+        return max(2, len(entry.seg_classes))
+    cols = {k for row in entry.seg_lesions for k in row if k.startswith("p_") and k not in ("p_none", "p_background")}
     return max(2, len(cols))
 
 

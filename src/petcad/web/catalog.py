@@ -35,6 +35,7 @@ class StudyEntry:
     lesions: list[LesionEntry] = field(default_factory=list)
     seg_labels: Path | None = None
     seg_lesions: list[dict] = field(default_factory=list)
+    seg_classes: list[str] = field(default_factory=list)  # label n of labels.nii.gz = class n (1-based)
 
     def summary(self) -> dict:
         return {"id": self.sid, "patient_id": self.patient_id, "n_lesions": len(self.lesions),
@@ -80,6 +81,7 @@ def build_catalog(data: list, segmentation: str | os.PathLike | None = None) -> 
 def attach_segmentation(st: StudyEntry, seg_root: Path) -> None:
     """``labels.nii.gz`` and ``lesions.csv`` of ``seg_root/<patient_id>/`` when they exist (safely joined)."""
     st.seg_labels = safe_file(seg_root, f"{st.patient_id}/labels.nii.gz")
+    st.seg_classes = _segment_classes(safe_file(seg_root, f"{st.patient_id}/meta.json"))
     csv_path = safe_file(seg_root, f"{st.patient_id}/lesions.csv")
     if csv_path is None:
         return
@@ -99,6 +101,20 @@ def attach_segmentation(st: StudyEntry, seg_root: Path) -> None:
             raise InputError(csv_path, f"row {n}: x, y, z must be numbers (mm)")
         out.append(item)
     st.seg_lesions = out
+
+
+def _segment_classes(meta_path: Path | None) -> list[str]:
+    """The tumour classes of a segmentation (``meta.json`` ``classes`` without a leading ``none``)."""
+    import json
+
+    if meta_path is None:
+        return []
+    try:
+        classes = json.loads(meta_path.read_text(encoding="utf-8")).get("classes") or []
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        raise InputError(meta_path, "unreadable segmentation meta.json") from None
+    classes = [str(c) for c in classes]
+    return classes[1:] if classes and classes[0] in ("none", "background") else classes
 
 
 def _number(v):

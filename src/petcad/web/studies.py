@@ -138,9 +138,9 @@ def seg_nifti(ls: LoadedStudy) -> bytes | None:
         return None
 
     def make():
-        vol = read_image(ls.entry.seg_labels, modality="mask")
-        return to_nifti_bytes(Volume(np.asarray(vol.array).astype(np.uint8), vol.origin, vol.spacing, vol.direction),
-                              np.uint8, "petcad labels")
+        vol = read_image(ls.entry.seg_labels)  # class numbers kept (modality="mask" would binarise them)
+        arr = np.clip(np.rint(vol.array), 0, 255).astype(np.uint8)
+        return to_nifti_bytes(Volume(arr, vol.origin, vol.spacing, vol.direction), np.uint8, "petcad labels")
 
     return ls.blob("seg", make)
 
