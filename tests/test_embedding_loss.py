@@ -204,3 +204,28 @@ def test_bench_model_reports_deep_feature_baselines_with_and_without_the_loss(ti
         assert r["deep_features_of"] == name.split("/")[0] and 0 <= r["p_vs_network"] <= 1
         assert 0 <= r["delong_lo"] <= r["auc"] <= r["delong_hi"] <= 1 and r["best_params"]
     assert rows["wang2017+fisher"]["embedding_loss"] == "fisher"
+
+
+@pytest.mark.slow
+def test_compare_trains_its_networks_with_the_loss_and_records_it(tiny_manifest, tmp_path, monkeypatch, capsys):
+    import petcad.models.estimator as est
+
+    seen = []
+    real_train = est.train
+
+    def spy(data, indices, cfg, **kw):
+        seen.append((cfg.embedding_loss, cfg.embedding_weight))
+        return real_train(data, indices, cfg, **kw)
+
+    monkeypatch.setattr(est, "train", spy)
+    out = tmp_path / "cmp"
+    assert cli_main(["compare", str(tiny_manifest), "--out", str(out), "--methods", "cnn-rf", "--folds", "2",
+                     "--repeats", "1", "--cnn-epochs", "1", "--cnn-samples-per-epoch", "1", "--bootstrap", "20",
+                     "--no-progress", "--cnn-embedding-loss", "supcon", "--cnn-embedding-weight", "0.25"]) == 0
+    assert seen == [("supcon", 0.25)] * 2  # one network per fold
+    settings = json.loads((out / "settings.json").read_text())["settings"]
+    assert (settings["cnn_embedding_loss"], settings["cnn_embedding_weight"]) == ("supcon", 0.25)
+    capsys.readouterr()
+    assert cli_main(["compare", str(tiny_manifest), "--out", str(tmp_path / "bad"), "--methods", "cnn-rf",
+                     "--cnn-embedding-loss", "fisher", "--cnn-embedding-weight", "0"]) == 2
+    assert "--cnn-embedding-weight" in capsys.readouterr().err and not (tmp_path / "bad").exists()
