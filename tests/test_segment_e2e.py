@@ -29,6 +29,23 @@ def trained(tmp_path_factory):
     return root, Path(manifest), run
 
 
+def _box_roi(manifest, path):
+    """A mask (on P0001's CT grid) of a 60 mm box centred on the mean lesion centre of P0001."""
+    from petcad.io.manifest import read_manifest
+    from petcad.io.volumes import write_image
+    from petcad.io.loader import load_study
+    from petcad.study import Volume
+
+    rows = [r for r in read_manifest(manifest) if r.patient_id == "P0001"]
+    centre = np.mean([r.center_mm for r in rows], axis=0)
+    ct = load_study(rows[0].ct, rows[0].pet, patient_id="P0001").ct
+    kk, jj, ii = np.indices(ct.array.shape)
+    w = ct.index_to_world(np.stack([ii, jj, kk], axis=-1).reshape(-1, 3).astype(float))
+    box = np.all(np.abs(w - centre) <= 30.0, axis=1).reshape(ct.array.shape).astype(np.uint8)
+    write_image(Volume(box, ct.origin, ct.spacing, ct.direction), path)
+    return path
+
+
 def test_training_config_records_the_task(trained):
     _, _, run = trained
     cfg = json.loads((run / "config.json").read_text())
@@ -64,15 +81,16 @@ def test_segment_lesions_seg_and_evaluation(trained, capsys):
 
     root, manifest, run = trained
     out = root / "seg_out"
-    args = ["segment", "--model", str(run), "--manifest", str(manifest), "--out", str(out), "--stride", "8",
-            "--suv-level", "1.5", "--threads", "2"]
+    roi = _box_roi(manifest, root / "roi.nii.gz")  # a 60 mm box around the lesions keeps the test fast
+    args = ["segment", "--model", str(run), "--manifest", str(manifest), "--out", str(out), "--stride", "4",
+            "--roi", str(roi), "--threads", "2"]
     assert main(args) == 0
     capsys.readouterr()
     studies = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert studies == ["P0001", "P0002"]
     d = out / "P0001"
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["classes"] == ["none", "benign", "malignant"] and meta["lattice"]["pitch_mm"] == 8.0
+    assert meta["classes"] == ["none", "benign", "malignant"] and meta["lattice"]["pitch_mm"] == 4.0
     from petcad.io.volumes import read_image
 
     lab = read_image(d / "labels.nii.gz")

@@ -3,4 +3,4 @@
 Benchmarks print figures (and one JSON object with ``--json``); they are commands, not timed tests.
 """
 
-BENCHMARKS = ("patches", "model", "phantom", "features")
+BENCHMARKS = ("patches", "model", "phantom", "features", "segment")
