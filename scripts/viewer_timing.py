@@ -51,7 +51,7 @@ def main() -> int:
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
         t0 = time.perf_counter()
         page.evaluate(f"window.petcad.openStudy('{args.study}')")
-        page.wait_for_function("window.petcad.state.glOk && window.petcad.state.nv.volumes.length >= 2", timeout=600_000)
+        page.wait_for_function("() => window.petcad.state.glOk && window.petcad.state.nv.volumes.length >= 2", timeout=600_000)
         out["open_study_s"] = round(time.perf_counter() - t0, 2)
         det = page.evaluate("window.petcad.state.study")
         out["ct_shape"] = det["ct_shape"]
@@ -65,7 +65,7 @@ def main() -> int:
         if args.model and det["lesions"]:
             t0 = time.perf_counter()
             page.click("#lesions li[data-index='0']")
-            page.wait_for_function("window.petcad.state.analysis !== null", timeout=600_000)
+            page.wait_for_function("() => window.petcad.state.analysis !== null", timeout=600_000)
             out["first_analysis_s"] = round(time.perf_counter() - t0, 2)
             out["analysis_server_ms"] = page.evaluate("window.petcad.state.analysis.ms")
         browser.close()

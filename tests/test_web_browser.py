@@ -82,14 +82,15 @@ def test_viewer_in_chromium(browser, served, tmp_path):
     page = browser.new_page(viewport={"width": 1480, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     assert page.locator("#studies li").count() == 8
     page.click("#studies li[data-sid='s0']")
-    page.wait_for_function("window.petcad.state.study && window.petcad.state.study.id === 's0'", timeout=60_000)
+    page.wait_for_function("() => window.petcad.state.study && window.petcad.state.study.id === 's0'", timeout=60_000)
     gl = page.evaluate("window.petcad.state.glOk")
     if gl:  # NiiVue has the CT and the PET; a view update is timed
-        page.wait_for_function("window.petcad.state.nv.volumes.length >= 2", timeout=60_000)
+        page.wait_for_function("() => window.petcad.state.nv.volumes.length >= 2", timeout=60_000)
         timing = page.evaluate("window.petcad.measureViewUpdate(30)")
         print(f"view update (8-patient default phantom, CT {page.evaluate('window.petcad.state.study.ct_shape')}): "
               f"median {timing['median_ms']:.1f} ms, max {timing['max_ms']:.1f} ms over {timing['n']}")
@@ -98,11 +99,11 @@ def test_viewer_in_chromium(browser, served, tmp_path):
         at_crosshair = page.inner_text("#readout")
         box = page.locator("#gl").bounding_box()  # hover over the axial plane (left third of the row)
         page.mouse.move(box["x"] + box["width"] * 0.12, box["y"] + box["height"] * 0.35)
-        page.wait_for_function(f"document.getElementById('readout').textContent !== {at_crosshair!r}", timeout=5_000)
+        page.wait_for_function(f"() => document.getElementById('readout').textContent !== {at_crosshair!r}", timeout=5_000)
         assert "HU" in page.inner_text("#readout")
     # pick a lesion: six labelled panels and a probability
     page.click("#lesions li[data-index='0']")
-    page.wait_for_function("window.petcad.state.analysis !== null", timeout=60_000)
+    page.wait_for_function("() => window.petcad.state.analysis !== null", timeout=60_000)
     assert page.locator("#panels canvas.panel").count() == 6
     captions = page.locator("#panels figcaption").all_inner_texts()
     assert captions[0].startswith("tumour 1, description: CT axial, label: ")
@@ -118,21 +119,21 @@ def test_viewer_in_chromium(browser, served, tmp_path):
     assert "-10..10" in page.inner_text("#transform-dialog")
     page.fill("#rot-x", "10")
     page.click("#btn-submit")
-    page.wait_for_function("window.petcad.state.analysis.transform.rotate[0] === 10", timeout=60_000)
-    page.wait_for_function("!document.getElementById('transform-dialog').open", timeout=10_000)
+    page.wait_for_function("() => window.petcad.state.analysis.transform.rotate[0] === 10", timeout=60_000)
+    page.wait_for_function("() => !document.getElementById('transform-dialog').open", timeout=10_000)
     after = _panel_pixels(page)
     assert len(after) == 6 and sum(a != b for a, b in zip(before, after)) >= 4
     assert page.evaluate("window.petcad.state.analysis.probability.malignant") != prob_before
     # saliency overlay
     page.click("#btn-saliency")
-    page.wait_for_function("document.querySelectorAll('#panels canvas.overlay').length === 6", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('#panels canvas.overlay').length === 6", timeout=60_000)
     share = page.inner_text("#share")
     assert "CT" in share and "PET" in share and "%" in share
     page.evaluate("document.fonts.load('14px petcad-cjk', '中文').then(() => document.fonts.ready).then(() => true)")
     _shot(page, tmp_path, "viewer_en.png")
     # Chinese
     page.click("#lang-zh")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'", timeout=10_000)
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'", timeout=10_000)
     text = page.inner_text("body")
     for word in ("病灶分析", "横截面", "冠状面", "矢状面", "归因占比"):
         assert word in text, word

@@ -40,6 +40,10 @@ from petcad.web.security import RateLimiter, RequestError, read_json_limited, sa
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOG = logging.getLogger("petcad.web")
+#: Only this server's own scripts, styles, fonts and data; NiiVue may start workers from blob: URLs.
+CSP = ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; img-src 'self' data: blob:; "
+       "style-src 'self'; font-src 'self'; connect-src 'self' blob: data:; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'")
 
 
 @dataclass
@@ -274,6 +278,7 @@ def create_app(config: ServeConfig, viewer: Viewer | None = None):
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Content-Security-Policy"] = CSP
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 

@@ -70,7 +70,7 @@ function renderLesions() {
     li.innerHTML = `<span></span><span class="tag"></span>`;
     li.children[0].textContent = l.lesion_id;
     li.children[1].textContent = labelName(l.label) + p;
-    li.children[1].classList.add(l.label);
+    if (/^[\w-]+$/.test(l.label)) li.children[1].classList.add(l.label);
     if (cls) li.title = `P(${labelName(cls)}) = ${fmt(l.prediction[cls], 4)}`;
     li.onclick = () => pickLesion(l.index);
     if (state.request && state.request.lesion === l.index) li.classList.add("sel");
@@ -260,13 +260,26 @@ function renderAnalysis() {
     return fig;
   }));
   $("share").textContent = sal ? `${t("share")}: ` + Object.entries(state.saliency.share).map(([k, v]) => `${k} ${(100 * v).toFixed(0)} %`).join(", ") : "";
-  const rows = [`<tr><th>${t("class")}</th><th>${t("without_tta")}</th><th>${t("with_tta")}</th></tr>`];
+  const row = (cells, tag, cls) => { // text only: labels come from files and are never parsed as HTML
+    const tr = document.createElement("tr");
+    cells.forEach((text, i) => {
+      const td = document.createElement(tag);
+      td.textContent = text;
+      if (cls && cls[i]) td.className = cls[i];
+      tr.appendChild(td);
+    });
+    return tr;
+  };
+  const rows = [row([t("class"), t("without_tta"), t("with_tta")], "th")];
   if (a.probability) {
     for (const c of a.classes) {
-      rows.push(`<tr data-class="${c}"><td>${labelName(c)}</td><td class="p">${fmt(a.probability[c], 4)}</td><td class="p-tta">${a.probability_tta ? fmt(a.probability_tta[c], 4) : "–"}</td></tr>`);
+      const tr = row([labelName(c), fmt(a.probability[c], 4), a.probability_tta ? fmt(a.probability_tta[c], 4) : "–"],
+        "td", [null, "p", "p-tta"]);
+      tr.dataset.class = c;
+      rows.push(tr);
     }
   }
-  $("probs").innerHTML = rows.join("");
+  $("probs").replaceChildren(...rows);
   $("features").replaceChildren(...Object.entries(a.features || {}).map(([k, v]) => {
     const tr = document.createElement("tr");
     tr.innerHTML = "<td></td><td></td>";
