@@ -122,3 +122,15 @@ def test_lesion_data_sample_tensor_torch_path(cache, normalization):
     assert got.dtype == torch.float32 and tuple(got.shape) == ref.shape
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
     np.testing.assert_array_equal(data.sample_tensor(idx, t, codes, device="cpu").numpy(), ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_path_matches_cpu_sampler(cache):
+    """On a machine with a GPU: the patches sampled on the device equal the CPU sampler's."""
+    rng = np.random.default_rng(6)
+    les = rng.integers(0, len(cache), 64)
+    t = random_transforms(rng, 64, max_rotation_deg=30.0, max_shift=3.0)
+    cpu = PatchSampler(size=SIZE, with_mask=True).sample(cache, les, t)
+    out = TorchPatchSampler(cache, size=SIZE, with_mask=True, device="cuda").sample(les, t)
+    assert out.device.type == "cuda"
+    np.testing.assert_allclose(out.cpu().numpy(), cpu, rtol=0, atol=1e-3)
