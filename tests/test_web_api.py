@@ -216,7 +216,9 @@ def test_path_traversal_and_roots(client, web_cohort, tmp_path):
     (report / "report.html").write_text("<html><body>report</body></html>")
     os.symlink(tmp_path / "secret.txt", report / "leak.txt")
     c = _client(web_cohort[0], None, reports=[str(report)])
-    assert c.get("/reports/r0/report.html").text.endswith("report</body></html>")
+    r = c.get("/reports/r0/report.html")
+    assert r.text.endswith("report</body></html>") and "script-src" not in r.headers["content-security-policy"]
+    assert "script-src 'self'" in c.get("/").headers["content-security-policy"]
     for url in ("/reports/r0/leak.txt", "/reports/r0/%2e%2e/secret.txt", "/reports/r1/report.html",
                 "/reports/r0/..%2fsecret.txt"):
         assert c.get(url).status_code == 404, url

@@ -44,6 +44,9 @@ LOG = logging.getLogger("petcad.web")
 CSP = ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; img-src 'self' data: blob:; "
        "style-src 'self'; font-src 'self'; connect-src 'self' blob: data:; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'")
+#: compare reports: their inline style sheet and inlined images, no scripts at all.
+REPORT_CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; font-src 'self' data:; "
+              "base-uri 'none'; frame-ancestors 'none'")
 
 
 @dataclass
@@ -278,7 +281,7 @@ def create_app(config: ServeConfig, viewer: Viewer | None = None):
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Content-Security-Policy"] = REPORT_CSP if request.url.path.startswith("/reports/") else CSP
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
