@@ -127,7 +127,7 @@ def _naive(study, center, t, size, spacing):
     return np.stack(planes).astype(np.float32)
 
 
-def _grid_sample_patches(cache, sampler, lesion, transforms, timed: list) -> "np.ndarray":
+def _grid_sample_patches(cache, sampler, lesion, transforms, timed: list):
     """Patches made by torch ``grid_sample`` on the lesion crops, one call per (lesion, modality);
     the grids are built before each call and only the calls (and the fill offset) are timed
     (seconds appended to ``timed``)."""
