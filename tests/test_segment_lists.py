@@ -60,3 +60,19 @@ def test_dice_and_autopet_volumes():
     fp, fn = autopet_volumes(pred, truth, voxel_ml=0.5)
     assert fp == pytest.approx(2 * 0.5) and fn == pytest.approx(8 * 0.5)
     assert dice(np.zeros(3, bool), np.zeros(3, bool)) is None
+
+
+def test_too_large_a_slab_is_refused_before_any_work():
+    from petcad.errors import InputError
+    from petcad.segment.lattice import Lattice
+    from petcad.segment.run import _check_memory, available_bytes
+
+    if available_bytes() is None:
+        pytest.skip("available memory unknown on this system")
+
+    class Huge:
+        stride, slab = 2, 10**7
+
+    lat = Lattice(np.zeros(3), 2.0, (4, 30, 30))
+    with pytest.raises(InputError, match="--slab"):
+        _check_memory(np.ones(lat.shape, bool), lat, _grid(np.zeros((2, 2, 2), np.float32)), 3, Huge, "study")

@@ -130,6 +130,7 @@ def segment_study(model, cfg: dict, device, ct, pet, out_root, patient_id: str, 
     if not roi.any():
         raise InputError("--roi", f"the region of interest ({settings.roi}) is empty for {ct}")
     t_roi = time.perf_counter() - t0
+    _check_memory(roi, lat, study.ct, len(classes), seg, ct)
     res = seg.evaluate(study.ct, study.pet, lat, roi)
     t_dense = time.perf_counter() - t0 - t_roi
     lat_probs = np.zeros((len(classes),) + tuple(lat.shape), dtype=np.float32)
@@ -156,6 +157,30 @@ def segment_study(model, cfg: dict, device, ct, pet, out_root, patient_id: str, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def available_bytes() -> int | None:
+    """Physical memory available now (Linux ``SC_AVPHYS_PAGES``), or None where unknown."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(roi, lat, ct_vol, n_classes: int, seg, where) -> None:
+    """InputError when the slab block plus the outputs clearly exceed the memory available now."""
+    pts = np.argwhere(roi.any(axis=0))
+    if len(pts) == 0:
+        return
+    (y0, x0), (y1, x1) = pts.min(axis=0), pts.max(axis=0)
+    g, fine = seg.stride, 51
+    block = 2 * (seg.slab * g + fine) * ((y1 - y0) * g + fine) * ((x1 - x0) * g + fine) * 4
+    outputs = (n_classes + 1) * ct_vol.array.size * 4 + n_classes * int(np.prod(lat.shape)) * 4
+    need, have = block + outputs, available_bytes()
+    if have is not None and need > have:
+        raise InputError("--slab", f"{where}: needs about {need / 2**30:.1f} GiB (slab block {block / 2**30:.1f} GiB, "
+                                   f"outputs {outputs / 2**30:.1f} GiB) but {have / 2**30:.1f} GiB are available; "
+                                   "use a smaller --slab or a larger --stride")
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
