@@ -9,14 +9,9 @@ import torch
 from petcad.errors import InputError
 from petcad.patches.augment import apply_dihedral, draw_dihedral, random_transforms
 from petcad.patches.cache import LesionCache
-from petcad.patches.normalize import normalize_patches
+from petcad.patches.normalize import fixed_normalize_torch, normalize_patches, normalize_patches_torch
 from petcad.patches.sampler import PatchSampler
-from petcad.patches.torch_sampler import (
-    TorchPatchSampler,
-    apply_dihedral_torch,
-    fixed_normalize_torch,
-    normalize_patches_torch,
-)
+from petcad.patches.torch_sampler import TorchPatchSampler, apply_dihedral_torch
 from petcad.study import Cohort, Lesion, Study, Volume
 
 SIZE = 21
@@ -89,7 +84,7 @@ def test_same_errors_as_cpu_sampler(cache):
 
 
 def test_normalisations_and_dihedral_match_numpy(cache):
-    from petcad.models.data import fixed_normalize
+    from petcad.patches.normalize import fixed_normalize
 
     rng = np.random.default_rng(1)
     x = PatchSampler(size=SIZE, with_mask=True).sample(cache, np.array([0, 1, 1, 0]),

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from petcad.models.data import fixed_normalize  # noqa: E402
+from petcad.patches.normalize import fixed_normalize  # noqa: E402
 from petcad.models.registry import build_model  # noqa: E402
 from petcad.patches.cache import LesionCache  # noqa: E402
 from petcad.patches.sampler import PatchSampler  # noqa: E402

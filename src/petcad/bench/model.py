@@ -204,7 +204,8 @@ def _torch_loader_rate(args, cache, device) -> dict:
     import torch
 
     from petcad.patches.augment import AugmentPolicy
-    from petcad.patches.torch_sampler import TorchPatchSampler, fixed_normalize_torch
+    from petcad.patches.normalize import fixed_normalize_torch
+    from petcad.patches.torch_sampler import TorchPatchSampler
 
     rng = np.random.default_rng(0)
     ts = TorchPatchSampler(cache, device=device)

@@ -3,8 +3,10 @@
 Patches are never stored: each batch is sampled on the fly from the cache of
 cropped sub-volumes (:class:`petcad.patches.cache.LesionCache`) by one call of
 :class:`petcad.patches.sampler.PatchSampler` with that batch's augmentation
-transforms, then normalised per patch and channel
-(:func:`petcad.patches.normalize.normalize_patches`).
+transforms, then normalised (fixed HU / SUV scaling or per patch and channel: both in
+:mod:`petcad.patches.normalize`). This is the one input pipeline of the networks: training,
+prediction, the comparison, the segmenter's training points and the viewer all read patches
+through :class:`LesionData`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,8 @@ import numpy as np
 from petcad.errors import InputError
 from petcad.models.config import DEFAULT_NORMALIZATION, NORMALIZATIONS
 
-CHANNELS_6 = ("CT-axial", "CT-coronal", "CT-sagittal", "PET-axial", "PET-coronal", "PET-sagittal")
-CHANNELS_9 = CHANNELS_6 + ("mask-axial", "mask-coronal", "mask-sagittal")
-
-
-def fixed_normalize(x: np.ndarray) -> np.ndarray:
-    """In place: CT ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``; masks unchanged."""
-    ct, pet = x[:, 0:3], x[:, 3:6]
-    np.clip(ct, -1000.0, 1000.0, out=ct)
-    ct -= 40.0
-    ct /= 300.0
-    np.clip(pet, 0.0, 30.0, out=pet)
-    pet /= 3.0
-    return x
+from petcad.patches.normalize import fixed_normalize
+from petcad.patches.sampler import CHANNELS_6, CHANNELS_9
 
 
 @dataclass
@@ -176,12 +167,8 @@ class LesionData:
             use_torch = device.type == "cuda"
         if not use_torch or self.patches is not None:
             return torch.from_numpy(self.sample(indices, transforms, dihedral)).to(device, non_blocking=True)
-        from petcad.patches.torch_sampler import (
-            TorchPatchSampler,
-            apply_dihedral_torch,
-            fixed_normalize_torch,
-            normalize_patches_torch,
-        )
+        from petcad.patches.normalize import fixed_normalize_torch, normalize_patches_torch
+        from petcad.patches.torch_sampler import TorchPatchSampler, apply_dihedral_torch
 
         ts = self._torch_samplers.get(str(device))
         if ts is None:

@@ -3,10 +3,12 @@
 * :mod:`~petcad.patches.geometry`: plane axes, rigid transforms, composition order.
 * :mod:`~petcad.patches.augment`: transforms ``(n, 6)``, :class:`AugmentPolicy`, per-plane mirrors / quarter turns.
 * :mod:`~petcad.patches.cache`: :class:`LesionCache`, cropped sub-volumes around lesions.
-* :mod:`~petcad.patches.sampler`: :class:`PatchSampler`, the compiled trilinear kernel.
-* :mod:`~petcad.patches.normalize`: the original study's per-patch standardisation.
-* :mod:`~petcad.patches.dataset`: :class:`PatchDataset` (torch) and :class:`PatchBatchIterator`.
+* :mod:`~petcad.patches.sampler`: :class:`PatchSampler`, the compiled trilinear kernel; the channel names.
+* :mod:`~petcad.patches.torch_sampler`: :class:`TorchPatchSampler`, the same patches sampled with torch (GPU).
+* :mod:`~petcad.patches.normalize`: the normalisations (fixed HU / SUV scaling; the original study's
+  per-patch standardisation), numpy and torch.
 * :mod:`~petcad.patches.panels`: labelled PNG panels (en / zh).
 
-See docs/patches.md.
+The networks read patches through one pipeline, :class:`petcad.models.data.LesionData`, which
+uses these modules. See docs/patches.md.
 """

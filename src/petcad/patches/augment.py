@@ -201,29 +201,3 @@ def apply_dihedral(patches: np.ndarray, codes: np.ndarray) -> np.ndarray:
             x[sel[:, None], ch[None, :]] = np.rot90(sub, c & 3, axes=(2, 3))
     return x
 
-
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """The SplitMix64 finaliser (Steele, Lea and Flood 2014), element-wise on uint64 arrays."""
-    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def counter_uniforms(seed: int, epoch: int, items: np.ndarray, n_draws: int = 6) -> np.ndarray:
-    """Uniforms in [0, 1) ``(n, n_draws)`` that depend only on ``(seed, epoch, item)``: a counter-based
-    generator (SplitMix64 of the counter, keyed by seed and epoch), vectorised over items.
-
-    Used by :class:`petcad.patches.dataset.PatchDataset` instead of one ``numpy.random.Generator``
-    per item, which measured ~100-180 microseconds per item on the 2-core machine (a fifth of a
-    batch's time); this takes well under a microsecond per item.
-    """
-    key = _splitmix64(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
-    key = _splitmix64(key ^ np.uint64(int(epoch) & 0xFFFFFFFFFFFFFFFF))
-    items = np.asarray(items, dtype=np.int64).reshape(-1).astype(np.uint64)
-    ctr = items[:, None] * np.uint64(n_draws) + np.arange(n_draws, dtype=np.uint64)[None, :]
-    z = _splitmix64(_splitmix64(ctr ^ key) ^ key)
-    return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)

@@ -1,4 +1,11 @@
-"""Per-patch, per-channel standardisation, as in the original study.
+"""The normalisations of the networks' input: one home, numpy and torch.
+
+* **fixed** (the default of training): CT ``(clip(HU, -1000, 1000) - 40) / 300``, PET
+  ``clip(SUV, 0, 30) / 3``; mask channels unchanged. :func:`fixed_normalize` on patches,
+  :func:`fixed_normalize_planes` on any CT / PET arrays (the dense segmenter's planes),
+  :func:`fixed_normalize_torch` on a batch on the GPU: the same float32 operations.
+* **patch**: per-patch, per-channel standardisation, as in the original study
+  (:func:`normalize_patches`, and :func:`normalize_patches_torch` without window or clip):
 
 ``X = X - mean(X); X = X * (1 / max(std(X), eps))`` for every patch and every CT or PET channel
 (population std over the N x N pixels). Optional, before it: CT windowing (clip to
@@ -17,6 +24,48 @@ from petcad.patches._parallel import use_parallel
 
 CT_CHANNELS = slice(0, 3)
 PET_CHANNELS = slice(3, 6)
+#: fixed normalisation: CT clipped to this window (HU), then (HU - centre) / scale
+FIXED_CT_WINDOW, FIXED_CT_CENTRE, FIXED_CT_SCALE = (-1000.0, 1000.0), 40.0, 300.0
+#: fixed normalisation: PET clipped to this range (SUV), then SUV / scale
+FIXED_SUV_RANGE, FIXED_SUV_SCALE = (0.0, 30.0), 3.0
+
+
+def fixed_normalize_planes(ct: np.ndarray, pet: np.ndarray) -> None:
+    """In place, the fixed normalisation of CT (HU) and PET (SUV) float32 arrays of any shape."""
+    np.clip(ct, *FIXED_CT_WINDOW, out=ct)
+    ct -= np.float32(FIXED_CT_CENTRE)
+    ct /= np.float32(FIXED_CT_SCALE)
+    np.clip(pet, *FIXED_SUV_RANGE, out=pet)
+    pet /= np.float32(FIXED_SUV_SCALE)
+
+
+def fixed_normalize(x: np.ndarray) -> np.ndarray:
+    """In place, the fixed normalisation of patches ``(n, C, N, N)`` (channels as
+    :data:`petcad.patches.sampler.CHANNELS`); mask channels unchanged. Returns ``x``."""
+    fixed_normalize_planes(x[:, CT_CHANNELS], x[:, PET_CHANNELS])
+    return x
+
+
+def fixed_normalize_torch(x):
+    """In place, the torch twin of :func:`fixed_normalize` (same float32 operations) for a batch
+    tensor on any device."""
+    x[:, CT_CHANNELS].clamp_(*FIXED_CT_WINDOW).sub_(FIXED_CT_CENTRE).div_(FIXED_CT_SCALE)
+    x[:, PET_CHANNELS].clamp_(*FIXED_SUV_RANGE).div_(FIXED_SUV_SCALE)
+    return x
+
+
+def normalize_patches_torch(x, eps: float = 1e-6):
+    """In place, the torch twin of :func:`normalize_patches` without window or clip: per patch and
+    CT / PET channel, ``(x - mean) * (1 / max(std, eps))`` with the mean and the population std
+    accumulated in float64 (two passes); mask channels are left as they are."""
+    import torch
+
+    sub = x[:, :6]
+    d = sub.to(torch.float64)
+    mean = d.mean(dim=(2, 3), keepdim=True)
+    std = ((d - mean) ** 2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(eps)
+    sub.sub_(mean.to(torch.float32)).mul_((1.0 / std).to(torch.float32))
+    return x
 
 
 def _pair(value, what: str) -> tuple[float, float] | None:

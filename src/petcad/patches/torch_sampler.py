@@ -155,28 +155,6 @@ def _all_inside(base: np.ndarray, drow: np.ndarray, dcol: np.ndarray, shapes: np
     return bool(np.all(lo >= 0.0) and np.all(hi < shapes[:, :, None, :] - 1))
 
 
-def fixed_normalize_torch(x: torch.Tensor) -> torch.Tensor:
-    """In place, the torch twin of :func:`petcad.models.data.fixed_normalize` (same float32 operations):
-    CT ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``; masks unchanged."""
-    ct, pet = x[:, 0:3], x[:, 3:6]
-    ct.clamp_(-1000.0, 1000.0).sub_(40.0).div_(300.0)
-    pet.clamp_(0.0, 30.0).div_(3.0)
-    return x
-
-
-def normalize_patches_torch(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """In place, the torch twin of :func:`petcad.patches.normalize.normalize_patches` without window
-    or clip: per patch and CT / PET channel, ``(x - mean) * (1 / max(std, eps))`` with the mean and
-    the population std accumulated in float64 (two passes); mask channels are left as they are."""
-    n_img = 6
-    sub = x[:, :n_img]
-    d = sub.to(torch.float64)
-    mean = d.mean(dim=(2, 3), keepdim=True)
-    std = ((d - mean) ** 2).mean(dim=(2, 3), keepdim=True).sqrt().clamp_min(eps)
-    sub.sub_(mean.to(torch.float32)).mul_((1.0 / std).to(torch.float32))
-    return x
-
-
 def _dihedral_maps(size: int, device: torch.device) -> torch.Tensor:
     """``(8, size * size)`` on ``device``: for code ``c``, the flat source pixel of every output pixel
     of :func:`petcad.patches.augment.apply_dihedral` (mirror the columns when ``c & 4``, then

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from petcad.errors import InputError
+from petcad.patches.normalize import fixed_normalize_planes
 from petcad.segment.lattice import Lattice, resample_onto
 from petcad.study import Volume
 
@@ -40,22 +41,13 @@ HALF = 25  # (51 - 1) / 2: the window half-width in lattice points
 CT_FILL, PET_FILL = -1024.0, 0.0  # the sampler's fill values (petcad.patches.cache.FILL_VALUES)
 
 
-def normalize_fixed(ct: np.ndarray, pet: np.ndarray) -> None:
-    """In place, the same float32 operations as :func:`petcad.models.data.fixed_normalize`:
-    CT ``(clip(HU, -1000, 1000) - 40) / 300``, PET ``clip(SUV, 0, 30) / 3``."""
-    np.clip(ct, -1000.0, 1000.0, out=ct)
-    ct -= np.float32(40.0)
-    ct /= np.float32(300.0)
-    np.clip(pet, 0.0, 30.0, out=pet)
-    pet /= np.float32(3.0)
-
-
 def _pool(x, d: int):
     """2 x 2 max-pool with stride 1 and dilation ``d`` (``F.max_pool2d(x, 2, 1, dilation=d)``, as a maximum
     of four shifted views: identical values, far faster on CPU)."""
     import torch
 
-    return torch.maximum(torch.maximum(x[..., :-d, :-d], x[..., d:, :-d]), torch.maximum(x[..., :-d, d:], x[..., d:, d:]))
+    m = torch.maximum(x[..., :-d, :], x[..., d:, :])  # separable: rows, then columns (two passes, not three)
+    return torch.maximum(m[..., :-d], m[..., d:])
 
 
 def _trunk(stream, image, stride: int):
@@ -77,7 +69,7 @@ def _trunk(stream, image, stride: int):
         if sub < stride:  # every later read is at an even offset of this grid
             x = x[:, :, ::2, ::2]
             sub *= 2
-        x = F.leaky_relu(x.contiguous(), LEAK)
+        x = F.leaky_relu_(x.contiguous(), LEAK)
     return x, d // sub
 
 
@@ -170,7 +162,7 @@ class DenseSegmenter:
         block = np.empty((2,) + shape, dtype=np.float32)
         resample_onto(ct, fine, CT_FILL, out=block[0])
         resample_onto(pet, fine, PET_FILL, out=block[1])
-        normalize_fixed(block[0], block[1])
+        fixed_normalize_planes(block[0], block[1])
         return block
 
     def _plane(self, img, plane: int, rel: np.ndarray, feats) -> None:
