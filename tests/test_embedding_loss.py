@@ -204,6 +204,9 @@ def test_bench_model_reports_deep_feature_baselines_with_and_without_the_loss(ti
         assert r["deep_features_of"] == name.split("/")[0] and 0 <= r["p_vs_network"] <= 1
         assert 0 <= r["delong_lo"] <= r["auc"] <= r["delong_hi"] <= 1 and r["best_params"]
     assert rows["wang2017+fisher"]["embedding_loss"] == "fisher"
+    # with the loss: the paired test against the same network / classifier without it
+    assert 0 <= rows["wang2017+fisher"]["p_vs_no_loss"] <= 1 and 0 <= rows["wang2017+fisher/svm"]["p_vs_no_loss"] <= 1
+    assert "p_vs_no_loss" not in rows["wang2017"] and "p_vs_no_loss" not in rows["wang2017/svm"]
 
 
 @pytest.mark.slow

@@ -313,6 +313,7 @@ def run_auc(args) -> int:
         meta["init_weights"] = str(args.init_weights)
     meta.update(embedding_losses=losses, embedding_weight=args.embedding_weight, deep_baselines=baselines)
     rows = []
+    plain = {}  # (network, init, softmax|svm|rf) -> hold-out probabilities without the embedding loss
     for name in names:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
         probs = {}
@@ -337,9 +338,11 @@ def run_auc(args) -> int:
             if init is not None:
                 rows[-1]["layers_loaded"] = clf.init_report_["layers_loaded"]
                 rows[-1]["p_vs_scratch"] = round(delong_test(data.y[te], p, probs[None, loss])[1], 4)
+            _versus_no_loss(rows[-1], p, (name, init, "softmax"), plain, data.y[te])
             if not args.json:
                 _print_auc_row(rows[-1], w)
-            for r in _deep_baseline_rows(baselines, clf, data, tr, te, p, rows[-1], args.seed):
+            for r, q in _deep_baseline_rows(baselines, clf, data, tr, te, p, rows[-1], args.seed):
+                _versus_no_loss(r, q, (name, init, r["model"].rsplit("/", 1)[1]), plain, data.y[te])
                 rows.append(r)
                 if not args.json:
                     _print_auc_row(r, w)
@@ -371,7 +374,9 @@ def _deep_baselines(text: str) -> list[str]:
 
 
 def _deep_baseline_rows(methods, clf, data, tr, te, p_net, net_row: dict, seed: int) -> list[dict]:
-    """SVM / RF on the network's penultimate features: tuned on the training lesions, scored on the hold-out."""
+    """SVM / RF on the network's penultimate features: tuned on the training lesions, scored on the hold-out.
+
+    Returns ``(row, hold-out probabilities)`` per method."""
     import numpy as np
 
     from petcad.evaluation.classifiers import TunedClassifier
@@ -387,14 +392,25 @@ def _deep_baseline_rows(methods, clf, data, tr, te, p_net, net_row: dict, seed: 
         q = tc.predict_proba(z_te)[:, 1]
         d = auc_ci(data.y[te], q)
         b = cluster_bootstrap_auc(data.y[te], q, data.groups[te], seed=seed)
-        rows.append({"model": f"{net_row['model']}/{m}", "embedding_loss": net_row["embedding_loss"],
+        rows.append(({"model": f"{net_row['model']}/{m}", "embedding_loss": net_row["embedding_loss"],
                      "deep_features_of": net_row["model"], "auc": round(d.value, 4), "delong_lo": round(d.lo, 4),
                      "delong_hi": round(d.hi, 4), "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4),
                      "epochs_max": net_row["epochs_max"], "epochs_run": net_row["epochs_run"],
                      "best_epoch": net_row["best_epoch"], "train_seconds": round(time.perf_counter() - t, 1),
                      "best_params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in tc.best_params_.items()},
-                     "p_vs_network": round(delong_test(data.y[te], q, p_net)[1], 4)})
+                     "p_vs_network": round(delong_test(data.y[te], q, p_net)[1], 4)}, q))
     return rows
+
+
+def _versus_no_loss(row: dict, p, key: tuple, plain: dict, y) -> None:
+    """Keep ``p`` of a run without the embedding loss under ``key``; for a run with one, add ``p_vs_no_loss``
+    (paired DeLong test against the same network / baseline trained without it, same hold-out)."""
+    from petcad.evaluation.delong import delong_test
+
+    if row["embedding_loss"] == "none":
+        plain[key] = p
+    elif key in plain:
+        row["p_vs_no_loss"] = round(delong_test(y, p, plain[key])[1], 4)
 
 
 def _print_auc_row(r: dict, width: int = 10) -> None:
@@ -404,6 +420,9 @@ def _print_auc_row(r: dict, width: int = 10) -> None:
     if "p_vs_network" in r:
         print(f"  {r['model'].rsplit('/', 1)[1].upper()} on {r['deep_features_of']}'s penultimate features; paired "
               f"DeLong p vs its softmax on the same hold-out: {r['p_vs_network']:.3f}", flush=True)
+    if "p_vs_no_loss" in r:
+        print(f"  paired DeLong p vs the same {'network' if '/' not in r['model'] else 'classifier'} trained without "
+              f"the embedding loss: {r['p_vs_no_loss']:.3f}", flush=True)
     if "p_vs_scratch" in r:
         print(f"  initialised from --init-weights (layers {', '.join(r['layers_loaded'])}); paired DeLong p vs "
               f"scratch on the same hold-out: {r['p_vs_scratch']:.3f}", flush=True)
