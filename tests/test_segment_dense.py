@@ -33,7 +33,7 @@ def _model():
     torch.manual_seed(0)
     model = build_model("multiview", n_classes=3).eval()
     with torch.no_grad():
-        model.head.weight.mul_(60.0)  # spread the probabilities so that agreement is not trivial
+        model.head.weight.mul_(20.0)  # spread the probabilities so that agreement is not trivial
     return model
 
 
@@ -52,11 +52,13 @@ def test_dense_equals_patch_classifier_in_3d(stride):
     lat = covering_lattice(study.ct, seg.pitch_mm)
     kji = np.argwhere(np.ones(lat.shape, bool))
     inside = study.ct.contains(lat.world(kji)).reshape(lat.shape)
-    rng = np.random.default_rng(stride)
-    roi = (rng.random(lat.shape) < (0.002 if stride == 1 else 0.02)) & inside
-    # the volume edge: every corner and a line along each face, all inside the CT
-    for sl in ((0, slice(None, None, 4), 0), (-1, 0, slice(None, None, 5)), (slice(None, None, 3), -1, -1)):
-        roi[sl] |= inside[sl]
+    # a product grid of a few planes (few plane images: fast), reaching every face of the volume,
+    # over several slabs, plus its points strictly inside the CT only
+    nz, ny, nx = lat.shape
+    ks, js, is_ = [0, 1, nz // 2, nz - 2, nz - 1], [0, ny // 3, ny - 1], [0, nx // 2, nx - 1]
+    roi = np.zeros(lat.shape, bool)
+    roi[np.ix_(ks, js, is_)] = True
+    roi &= inside
     t0 = time.perf_counter()
     res = seg.evaluate(study.ct, study.pet, lat, roi)
     print(f"stride {stride}: {len(res.points)} points, dense {time.perf_counter() - t0:.2f} s")
