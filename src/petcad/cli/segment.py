@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from petcad.cli._batch_options import add_batch_options
+
 NAME = "segment"
 HELP = "segment a whole PET/CT study (no tumour / benign / malignant) and list its lesions"
 DESCRIPTION = (
@@ -35,6 +37,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", action="store_true", help="print the meta.json of each study")
+    add_batch_options(parser)
 
 
 def run(args) -> int:
@@ -55,10 +58,12 @@ def run(args) -> int:
         if args.ct or args.pet:
             raise InputError("--manifest", "give either --manifest or --ct/--pet, not both")
         metas = segment_manifest(args.model, args.manifest, args.out, settings,
-                                 log=lambda m: print(m, file=sys.stderr))
+                                 log=lambda m: print(m, file=sys.stderr), shard=args.shard, scheduler=args.scheduler)
     else:
         if not (args.ct and args.pet):
             raise InputError("--ct", "give --ct and --pet (or --manifest)")
+        if args.shard or args.scheduler:
+            raise InputError("--shard" if args.shard else "--scheduler", "only with --manifest")
         if not args.patient_id or "/" in args.patient_id or args.patient_id.startswith("."):
             raise InputError("--patient-id", f"not a usable folder name: {args.patient_id!r}")
         model, cfg, dev = load_segmenter(args.model, args.device)

@@ -18,6 +18,7 @@ temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -275,19 +276,55 @@ def manifest_studies(manifest) -> list[tuple[str, Path | None, Path]]:
     return list(seen.values())
 
 
-def segment_manifest(run_dir, manifest, out_root, settings: SegmentSettings, log=None) -> list[dict]:
-    """Segment every study of ``manifest`` not yet done (``out_root/<pid>/meta.json`` present = done)."""
+@dataclass(frozen=True)
+class SegmentJob:
+    """One study of ``segment --manifest`` (picklable, for Dask workers)."""
+
+    run_dir: str
+    manifest: str
+    patient_id: str
+    ct: Path | None
+    pet: Path
+    settings: SegmentSettings
+
+
+def _segmenter(run_dir: str, device: str):
+    """The run's model, loaded once per process while its files are unchanged."""
+    p = Path(run_dir)
+    stamp = tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(p.glob("*")) if f.is_file())
+    return _load_segmenter_cached(str(run_dir), device, stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_segmenter_cached(run_dir: str, device: str, stamp: tuple):
+    return load_segmenter(run_dir, device)
+
+
+def segment_study_task(task) -> dict:
+    """Segment one study of a manifest into ``out_root/<patient_id>/`` (the task's outputs' folder)."""
+    job: SegmentJob = task.payload
+    if job.ct is None:
+        raise InputError(job.manifest, f"patient {job.patient_id!r} has no CT: segmentation needs CT and PET")
+    model, cfg, dev = _segmenter(job.run_dir, job.settings.device)
+    out_root = Path(task.outputs[0]).parent.parent
+    return segment_study(model, cfg, dev, job.ct, job.pet, out_root, job.patient_id, job.settings, run_dir=job.run_dir)
+
+
+def segment_manifest(run_dir, manifest, out_root, settings: SegmentSettings, log=None, shard: str | None = None,
+                     scheduler: str | None = None) -> list[dict]:
+    """Segment every study of ``manifest`` not yet done (``out_root/<pid>/meta.json`` present = done),
+    one at a time, through :mod:`petcad.batch` (``shard`` ``"K/N"``, a Dask ``scheduler``)."""
+    from petcad.batch import StudyTask, parse_shard, run_tasks
+
     say = log or (lambda m: None)
-    model, cfg, dev = load_segmenter(run_dir, settings.device)
-    done = []
-    for pid, ct, pet in manifest_studies(manifest):
-        if (Path(out_root) / pid / "meta.json").is_file():
-            say(f"{pid}: outputs exist, skipped")
-            done.append({"patient_id": pid, "skipped": True})
-            continue
-        if ct is None:
-            raise InputError(manifest, f"patient {pid!r} has no CT: segmentation needs CT and PET")
-        meta = segment_study(model, cfg, dev, ct, pet, out_root, pid, settings, run_dir=run_dir)
+    load_segmenter(run_dir, settings.device)  # a wrong model is refused before any study is read
+    tasks = [StudyTask(pid, (Path(out_root) / pid / "meta.json",),
+                       SegmentJob(str(run_dir), str(manifest), pid, ct, pet, settings))
+             for pid, ct, pet in manifest_studies(manifest)]
+    report = run_tasks(segment_study_task, tasks, shard=parse_shard(shard), scheduler=scheduler)
+    say(report.summary())
+    done = [{"patient_id": pid, "skipped": True} for pid in report.skipped]
+    for pid, meta in report.results.items():
         say(f"{pid}: {meta['evaluated_points']} points, {meta['n_lesions']} lesions, {meta['seconds']['total']:.1f} s")
         done.append(meta)
     return done
