@@ -17,7 +17,8 @@ DESCRIPTION = (
     "and hybrid networks, and the CNN deep features fed to SVM and RF) twice on the same folds: images only "
     "(classical features from petcad's PET delineation, CNNs on CT and PET; OUT/report) and with masks "
     "(classical features from the phantom's lesion masks, CNNs with the mask planes; OUT/report_masks), with a "
-    "protocol reduced to fit about 8 minutes on 2 idle CPU cores (the reports say so). Prints both tables, "
+    "protocol reduced to a few minutes a table on 2 idle CPU cores (the reports say so; each table first prints "
+    "its estimated run time). Prints both tables, "
     "writes them as the README shows them to OUT/README_table.md, and with --check-readme compares that file "
     "with the README's demo section (exit 1 and a diff when they differ)."
 )

@@ -3,11 +3,12 @@
 It is an estimate: folds x methods x per-fit costs measured on this machine a moment
 before the run, never a figure from elsewhere.
 
-* Classical methods: one pipeline fit per method (the first grid point) on the first
-  fold's training lesions is timed; a fold of :class:`TunedClassifier` costs
+* Classical methods: a pipeline fit per method (the first grid point) on the first
+  fold's training lesions is timed (median of 3); a fold of :class:`TunedClassifier` costs
   ``grid points x inner folds + 1`` such fits; the folds run on ``n_jobs`` workers.
-* CNN methods: one training step (sampling a batch of augmented patches from the first
-  lesions' crops, forward, backward, SGD step) per network is timed after a warm-up step;
+* CNN methods: a training step (sampling a batch of augmented patches from the first
+  lesions' crops, forward, backward, SGD step) per network is timed after a warm-up step
+  (median of 3);
   a fold costs ``epochs x samples per epoch`` training samples plus a forward pass over the
   validation patients every epoch and over the test lesions once.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BATCH = 64
+REPEATS = 3  # timed fits / steps per method; their median is used (less swayed by a moment of load)
 
 
 @dataclass
@@ -74,11 +76,14 @@ def classical_costs(table, fold, methods, seed: int) -> dict[str, float]:
     out = {}
     X, y = table.X[fold.train], table.y[fold.train]
     for m in methods:
-        t = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            make_pipeline(m, seed).fit(X, y)
-        out[m] = time.perf_counter() - t
+        times = []
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                make_pipeline(m, seed).fit(X, y)
+            times.append(time.perf_counter() - t)
+        out[m] = float(np.median(times))
     return out
 
 
@@ -119,7 +124,7 @@ def network_costs(cohort, table, nets, settings) -> dict[str, tuple[float, float
             f = torch.zeros((BATCH, len(table.diagnostic_names)), device=device) if net == "hybrid" else None
             yb = torch.as_tensor(rng.integers(0, len(table.classes), BATCH), device=device)
             times = []
-            for _ in range(2):  # the first step warms up
+            for _ in range(1 + REPEATS):  # the first step warms up
                 t = time.perf_counter()
                 x = data.sample_tensor(idx, tr, dih, device=device)
                 loss = F.cross_entropy(model(x, f), yb)
@@ -135,7 +140,7 @@ def network_costs(cohort, table, nets, settings) -> dict[str, tuple[float, float
                 model(data.sample_tensor(idx, None, None, device=device), f)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            out[net] = (times[-1] / BATCH, (time.perf_counter() - t) / BATCH)
+            out[net] = (float(np.median(times[1:])) / BATCH, (time.perf_counter() - t) / BATCH)
     return out
 
 
