@@ -97,24 +97,20 @@ def run_tasks(fn: Callable[[StudyTask], Any], tasks: Sequence[StudyTask], *, sha
     return report
 
 
-def _record(report: BatchReport, key: str, result=None, error: BaseException | None = None) -> None:
-    if error is None:
+def _run_one(report: BatchReport, key: str, call) -> None:
+    """Run ``call()`` for study ``key``: its result, or its bad-input message, goes into ``report``."""
+    try:
+        result = call()
+    except InputError as exc:
+        report.failed[key] = str(exc)
+    else:
         report.done.append(key)
         report.results[key] = result
-    elif isinstance(error, InputError):
-        report.failed[key] = str(error)
-    else:
-        raise error
 
 
 def _run_local(fn, todo, report, progress) -> None:
     for i, t in enumerate(todo, 1):
-        try:
-            result = fn(t)
-        except InputError as exc:
-            _record(report, t.key, error=exc)
-        else:
-            _record(report, t.key, result)
+        _run_one(report, t.key, lambda: fn(t))
         if progress:
             print(f"[{i}/{len(todo)}] study {t.key} done", file=sys.stderr)
 
@@ -147,12 +143,7 @@ def _run_dask(fn, todo, report, scheduler, progress) -> None:
         futures = {client.submit(fn, t, key=f"petcad-{os.getpid()}-{i}", pure=False): t for i, t in enumerate(todo)}
         for n, fut in enumerate(as_completed(futures), 1):
             t = futures[fut]
-            try:
-                result = fut.result()
-            except InputError as exc:
-                _record(report, t.key, error=exc)
-            else:
-                _record(report, t.key, result)
+            _run_one(report, t.key, fut.result)
             if progress:
                 print(f"[{n}/{len(todo)}] study {t.key} done", file=sys.stderr)
     finally:
