@@ -231,3 +231,18 @@ def test_calibration_legend_is_outside_the_axes(monkeypatch):
     png = R.calibration_png(res)
     assert png[:4] == b"\x89PNG"
     assert captured["legend"].y1 <= captured["axes"].y0  # entirely below the plot and its x axis labels
+
+
+def test_estimate_skips_a_method_the_fold_cannot_fit():
+    """Too few lesions of a class for the SVM's inner calibration: the estimate must not crash (the run
+    itself then stops with one clear line)."""
+    from types import SimpleNamespace
+
+    from petcad.evaluation.estimate import classical_costs
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 9 + [1])
+    table = SimpleNamespace(X=rng.normal(size=(10, 3)), y=y)
+    fold = SimpleNamespace(train=np.arange(10))
+    costs = classical_costs(table, fold, ["rf", "svm"], seed=0)
+    assert costs["svm"] == 0.0 and costs["rf"] > 0.0

@@ -71,11 +71,14 @@ def classical_costs(table, fold, methods, seed: int) -> dict[str, float]:
 
     from sklearn.exceptions import ConvergenceWarning
 
-    from petcad.evaluation.classifiers import make_pipeline
+    from petcad.evaluation.classifiers import MIN_PER_CLASS, make_pipeline
 
     out = {}
     X, y = table.X[fold.train], table.y[fold.train]
     for m in methods:
+        if np.bincount(y).min() < MIN_PER_CLASS.get(m, 1):
+            out[m] = 0.0  # too few lesions of a class to fit it: the run itself stops with a clear error
+            continue
         times = []
         for _ in range(REPEATS):
             t = time.perf_counter()
