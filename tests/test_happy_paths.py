@@ -42,3 +42,32 @@ def test_nine_channel_forward_of_every_network(name):
     assert not torch.allclose(out, out2)
     with pytest.raises(Exception):
         model(torch.randn(2, 6, 51, 51), f)  # a 6-channel input to a 9-channel network is refused
+
+
+def test_phantom_command_writes_a_cohort(tmp_path, capsys):
+    import csv
+
+    from petcad.cli import main
+
+    out = tmp_path / "cohort"
+    assert main(["phantom", "--out", str(out), "--patients", "2", "--seed", "4", "--format", "nifti"]) == 0
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    assert {r["patient_id"] for r in rows} == {"P0001", "P0002"} and {r["label"] for r in rows} <= {"benign", "malignant"}
+    assert all((out / r["ct"]).exists() and (out / r["pet"]).exists() and (out / r["mask"]).exists() for r in rows)
+    printed = capsys.readouterr().out
+    assert f"patients 2, lesions {len(rows)}" in printed and "manifest.csv" in printed
+    assert main(["manifest", str(out / "manifest.csv")]) == 0
+
+
+@pytest.mark.slow
+def test_bench_phantom_prints_both_modes(capsys):
+    import json
+
+    from petcad.cli import main
+
+    assert main(["bench", "phantom", "--preset", "default", "--patients", "10", "--folds", "2", "--workers", "1",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["calibration_mode"] == "with masks" and d["patients"] == 10 and d["nodes"] > 20
+    assert 0.5 < d["auc_pooled"] <= 1.0 and 0.0 < d["images_only"]["auc_pooled"] <= 1.0
+    assert set(d["single_feature_auc"]) >= {"suv_max", "short_axis_mm"}
