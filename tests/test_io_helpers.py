@@ -62,6 +62,24 @@ def roi_stats(arr: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
     return float(x.min()), float(np.median(x)), float(x.max())
 
 
+def suv_of(folder: Path, settings=None):
+    """SUV of a DICOM PET folder (warnings silenced): ``(volume, audit)``."""
+    import warnings
+
+    from petcad.io.dicom import read_series
+    from petcad.io.suv import SUVSettings, compute_suv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compute_suv(read_series(folder), SUVSettings() if settings is None else settings)
+
+
+def assert_dro(vol, mask: np.ndarray) -> None:
+    """SUV min / median / max in the DRO mask are the reference 0.20 / 1.00 / 4.00."""
+    lo, med, hi = roi_stats(vol.array, mask)
+    assert (round(lo, 2), round(med, 2), round(hi, 2)) == DRO_EXPECTED, (lo, med, hi)
+
+
 def test_shared_dro_is_what_the_helpers_assume(test_data):
     d = test_data / "suv_dro" / "DRO_0_0" / "PT"
     files = sorted(d.glob("*.dcm"))

@@ -18,7 +18,7 @@ from pydicom.sequence import Sequence
 from petcad.errors import InputError
 from petcad.io.dicom import read_series
 from petcad.io.suv import SUVSettings, body_normalisation, compute_suv
-from test_io_helpers import DRO_EXPECTED, copy_series, dro_mask, edit_series, roi_stats
+from test_io_helpers import assert_dro, copy_series, dro_mask, edit_series, suv_of
 
 F18 = 6586.2
 
@@ -31,17 +31,6 @@ def dro(test_data, tmp_path):
 @pytest.fixture(scope="module")
 def mask(test_data):
     return dro_mask(test_data)
-
-
-def suv_of(folder, settings=SUVSettings()):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return compute_suv(read_series(folder), settings)
-
-
-def assert_dro(vol, mask):
-    lo, med, hi = roi_stats(vol.array, mask)
-    assert (round(lo, 2), round(med, 2), round(hi, 2)) == DRO_EXPECTED
 
 
 def rp(ds):

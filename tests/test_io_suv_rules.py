@@ -19,16 +19,14 @@ import pytest
 
 from petcad.cli import main
 from petcad.errors import InputError
-from petcad.io.dicom import read_series
 from petcad.io.suv import (
     SUV_TYPES,
     SUVSettings,
     backcompute_reference_times,
     body_normalisation,
-    compute_suv,
     frame_average_offset_s,
 )
-from test_io_helpers import DRO_EXPECTED, copy_series, dro_mask, edit_series, roi_stats
+from test_io_helpers import DRO_EXPECTED, assert_dro, copy_series, dro_mask, edit_series, roi_stats, suv_of
 
 F18 = 6586.2
 LAM = math.log(2) / F18
@@ -48,17 +46,6 @@ def gml(test_data, tmp_path):
 @pytest.fixture(scope="module")
 def mask(test_data):
     return dro_mask(test_data)
-
-
-def suv_of(folder, settings=SUVSettings()):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return compute_suv(read_series(folder), settings)
-
-
-def assert_dro(vol, mask):
-    lo, med, hi = roi_stats(vol.array, mask)
-    assert (round(lo, 2), round(med, 2), round(hi, 2)) == DRO_EXPECTED, (lo, med, hi)
 
 
 def scale_slope(ds, r: float) -> None:
