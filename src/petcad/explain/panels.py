@@ -16,8 +16,8 @@ import numpy as np
 
 from petcad import i18n
 from petcad.io.atomic import atomic_path
+from petcad.patches.panels import display_range
 
-CT_WINDOW_HU = (-160.0, 240.0)  # W 400 / L 40
 WORDS = {
     "en": {"tumour": "tumour", "description": "description", "share": "attribution share"},
     "zh": {"tumour": "肿瘤", "description": "描述", "share": "归因占比"},
@@ -35,16 +35,6 @@ def original_title(number: int | str, channel: str, label: str | None, lang: str
     if lang == "zh":
         return f"{w['tumour']} {number}，{w['description']}：{desc}，{i18n.WORDS[lang]['label']}：{lab}"
     return f"{w['tumour']} {number}, {w['description']}: {desc}, {i18n.WORDS[lang]['label']}: {lab}"
-
-
-def display_range(channel: str, patch: np.ndarray) -> tuple[float, float, str]:
-    """(vmin, vmax, matplotlib colour map) for one channel of raw HU / SUV / mask values."""
-    modality = channel.split("-", 1)[0]
-    if modality == "CT":
-        return CT_WINDOW_HU[0], CT_WINDOW_HU[1], "gray"
-    if modality == "PET":
-        return 0.0, max(float(np.max(patch)), 1e-3), "gray_r"
-    return 0.0, 1.0, "gray"
 
 
 def save_saliency_panels(path: str | os.PathLike, patches: np.ndarray, channels, *, number: int | str,

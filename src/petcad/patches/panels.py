@@ -19,6 +19,17 @@ from petcad.io.atomic import atomic_path
 CT_WINDOW_HU = (-160.0, 240.0)  # W 400 / L 40
 
 
+def display_range(channel: str, patch: np.ndarray) -> tuple[float, float, str]:
+    """(vmin, vmax, matplotlib colour map) for one channel (``CT-axial``, ...) of raw HU / SUV / mask values:
+    CT in the mediastinal window, PET from 0 to its maximum (inverted grey), masks 0..1."""
+    modality = channel.split("-", 1)[0]
+    if modality == "CT":
+        return CT_WINDOW_HU[0], CT_WINDOW_HU[1], "gray"
+    if modality == "PET":
+        return 0.0, max(float(np.max(patch)), 1e-3), "gray_r"
+    return 0.0, 1.0, "gray"
+
+
 def save_panel(path: str | os.PathLike, patch: np.ndarray, channels, lesion_id: str, label: str | None,
                lang: str = "en", normalized: bool = False) -> None:
     """Write one lesion's ``patch`` ``(C, N, N)`` (C = 6 or 9, names ``channels`` like ``CT-axial``)
@@ -39,12 +50,8 @@ def save_panel(path: str | os.PathLike, patch: np.ndarray, channels, lesion_id: 
         ax = axes[c // 3, c % 3]
         if normalized:
             vmin, vmax, cmap = -3.0, 3.0, "gray" if modality == "CT" else "gray_r"
-        elif modality == "CT":
-            (vmin, vmax), cmap = CT_WINDOW_HU, "gray"
-        elif modality == "PET":
-            vmin, vmax, cmap = 0.0, max(float(patch[c].max()), 1e-3), "gray_r"
         else:
-            vmin, vmax, cmap = 0.0, 1.0, "gray"
+            vmin, vmax, cmap = display_range(name, patch[c])
         ax.imshow(patch[c], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(i18n.plane_title(modality, plane, label, lang), fontsize=10)
         ax.set_xticks([])

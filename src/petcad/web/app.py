@@ -166,7 +166,8 @@ def _transform(body: dict) -> np.ndarray:
 def analyze(viewer: Viewer, sid: str, body: dict) -> dict:
     """Patches, probabilities and diagnostic features for one lesion or point of study ``sid``."""
     from petcad.explain.analysis import analyse, diagnostic_features
-    from petcad.explain.panels import display_range, original_title
+    from petcad.explain.panels import original_title
+    from petcad.patches.panels import display_range
 
     t0 = time.perf_counter()
     target, number = _target(viewer, sid, body)
