@@ -42,26 +42,24 @@ def dice(a: np.ndarray, b: np.ndarray) -> float | None:
     return 2.0 * int(np.logical_and(a, b).sum()) / (sa + sb)
 
 
-def autopet_volumes(pred: np.ndarray, truth: np.ndarray, voxel_ml: float) -> tuple[float, float]:
-    """(false-positive, false-negative) volume in mL with 18-connected components."""
+def _voxels_of_untouched_components(a: np.ndarray, b: np.ndarray) -> int:
+    """Voxels of the 18-connected components of ``a`` that share no voxel with ``b``."""
     from scipy import ndimage
 
-    s = conn18()
-    pl, pn = ndimage.label(pred, structure=s)
-    fp = 0
-    if pn:
-        hit = np.zeros(pn + 1, dtype=bool)
-        hit[np.unique(pl[truth & (pl > 0)])] = True
-        sizes = np.bincount(pl.ravel(), minlength=pn + 1)
-        fp = int(sizes[1:][~hit[1:]].sum())
-    tl, tn = ndimage.label(truth, structure=s)
-    fn = 0
-    if tn:
-        hit = np.zeros(tn + 1, dtype=bool)
-        hit[np.unique(tl[pred & (tl > 0)])] = True
-        sizes = np.bincount(tl.ravel(), minlength=tn + 1)
-        fn = int(sizes[1:][~hit[1:]].sum())
-    return fp * voxel_ml, fn * voxel_ml
+    lab, n = ndimage.label(a, structure=conn18())
+    if not n:
+        return 0
+    hit = np.zeros(n + 1, dtype=bool)
+    hit[np.unique(lab[b & (lab > 0)])] = True
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    return int(sizes[1:][~hit[1:]].sum())
+
+
+def autopet_volumes(pred: np.ndarray, truth: np.ndarray, voxel_ml: float) -> tuple[float, float]:
+    """(false-positive, false-negative) volume in mL with 18-connected components: predicted
+    components touching no true lesion, and true components touching no prediction."""
+    return (_voxels_of_untouched_components(pred, truth) * voxel_ml,
+            _voxels_of_untouched_components(truth, pred) * voxel_ml)
 
 
 def evaluate_study(study_dir: Path, rows, classes_hint=None) -> dict:
