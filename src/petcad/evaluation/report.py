@@ -345,6 +345,18 @@ def _kv_table(d: dict, lang: str = "en") -> str:
     return f"<table class='kv'>{rows}</table>"
 
 
+def page_style(max_width_px: int, img_rules: str) -> str:
+    """The style sheet of petcad's HTML reports; ``/*@font-face*/`` is where :func:`embed_cjk_font`
+    puts the Chinese font subset."""
+    return f"""/*@font-face*/
+body {{ font-family: "{EMBEDDED_FAMILY}", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; max-width: {max_width_px}px; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: center; font-size: 14px; }}
+table.kv th {{ text-align: left; background: #f3f3f3; }} table.kv td {{ text-align: left; }}
+tr.best {{ background: #eef6ee; }} small {{ color: #666; }}
+{img_rules}"""
+
+
 def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: list[str] | None = None) -> str:
     t = TEXT[lang]
     head = [t["classifier"]] + [METRIC_NAMES[lang][m] for m in METRICS] + [t["auc_clu"], t["brier"], t["p"]]
@@ -371,13 +383,7 @@ def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: l
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <title>{html.escape(t['title'])}</title>
 <style>
-/*@font-face*/
-body {{ font-family: "{EMBEDDED_FAMILY}", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: center; font-size: 14px; }}
-table.kv th {{ text-align: left; background: #f3f3f3; }} table.kv td {{ text-align: left; }}
-tr.best {{ background: #eef6ee; }} small {{ color: #666; }}
-img {{ max-width: 48%; margin-right: 1%; vertical-align: top; }}
+{page_style(1100, "img { max-width: 48%; margin-right: 1%; vertical-align: top; }")}
 </style></head><body>
 <h1>{html.escape(t['title'])}</h1>
 <h2>{html.escape(t['table'])}</h2>

@@ -265,18 +265,11 @@ def report_html(result, roc: bytes, cal: bytes, lang: str = "en", extra_notes: l
     notes_html = "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>" if notes else f"<p>{T['none']}</p>"
     b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     labels = ", ".join(label_name(c, lang) for c in result.classes)
-    family = getattr(R, "EMBEDDED_FAMILY", "Noto Sans CJK SC")
     page = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <title>{html.escape(T['title'])}</title>
 <style>
-/*@font-face*/
-body {{ font-family: "{family}", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; max-width: 1200px; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #bbb; padding: 4px 8px; text-align: center; font-size: 14px; }}
-table.kv th {{ text-align: left; background: #f3f3f3; }} table.kv td {{ text-align: left; }}
-tr.best {{ background: #eef6ee; }} small {{ color: #666; }}
-img {{ max-width: 100%; margin-bottom: 1em; vertical-align: top; }} img.cal {{ max-width: 48%; }}
+{R.page_style(1200, "img { max-width: 100%; margin-bottom: 1em; vertical-align: top; } img.cal { max-width: 48%; }")}
 </style></head><body>
 <h1>{html.escape(T['title'])}</h1>
 <p>{html.escape(t['labels'])}: {html.escape(labels)}</p>
