@@ -40,12 +40,44 @@ def test_matches_simpleitk_physical_points():
     np.testing.assert_allclose(np.array(img.GetDirection()).reshape(3, 3), d)
 
 
-def test_contains_and_bounds():
-    v = _vol()
+def test_bounds_world_by_hand_and_by_brute_force():
+    # identity direction: voxel centres run from the origin to origin + spacing * (shape_ijk - 1);
+    # the array is (6, 7, 8) in [k, j, i] order, so 8 x 7 x 6 voxels along x, y, z
+    lo, hi = _vol().bounds_world()
+    np.testing.assert_allclose(lo, [-10.0, 5.0, 30.0])
+    np.testing.assert_allclose(hi, [-10.0 + 0.8 * 7, 5.0 + 1.2 * 6, 30.0 + 2.5 * 5])
+    # i along -y, j along +x, k along -z: x = -10 + 1.2 j, y = 5 - 0.8 i, z = 30 - 2.5 k
+    lo, hi = _vol(direction=np.array([[0, 1.0, 0], [-1.0, 0, 0], [0, 0, -1.0]])).bounds_world()
+    np.testing.assert_allclose(lo, [-10.0, 5.0 - 0.8 * 7, 30.0 - 2.5 * 5])
+    np.testing.assert_allclose(hi, [-10.0 + 1.2 * 6, 5.0, 30.0])
+    # oblique: the box of every voxel centre, computed voxel by voxel (the extremes of x and y
+    # lie at the corners (n_i, 0) and (0, n_j), not on the diagonal from the origin)
+    c, s = np.cos(0.5), np.sin(0.5)
+    d = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    v = _vol(direction=d)
+    k, j, i = np.indices(v.array.shape)
+    ijk = np.stack([i.ravel(), j.ravel(), k.ravel()], 1) * np.array([0.8, 1.2, 2.5])
+    centres = np.array([-10.0, 5.0, 30.0]) + ijk @ d.T
     lo, hi = v.bounds_world()
-    assert v.contains((lo + hi) / 2)
-    assert not v.contains(hi + 10)
-    np.testing.assert_allclose(lo, v.origin)
+    np.testing.assert_allclose(lo, centres.min(axis=0), atol=1e-12)
+    np.testing.assert_allclose(hi, centres.max(axis=0), atol=1e-12)
+
+
+def test_contains_at_the_margin():
+    # identity grid, 8 x 7 x 6 voxels: inside means -margin <= index <= n - 1 + margin on every axis
+    v = _vol()
+    origin, spacing = np.array([-10.0, 5.0, 30.0]), np.array([0.8, 1.2, 2.5])
+    n = np.array([8, 7, 6])
+    for axis in range(3):
+        for index, inside, margin in [(-0.49, True, 0.5), (-0.51, False, 0.5), (n[axis] - 1 + 0.49, True, 0.5),
+                                      (n[axis] - 1 + 0.51, False, 0.5), (0.01, True, 0.0), (-0.01, False, 0.0),
+                                      (n[axis] - 1.01, True, 0.0), (n[axis] - 1 + 0.01, False, 0.0)]:
+            ijk = (n - 1) / 2.0
+            ijk[axis] = index
+            assert bool(v.contains(origin + spacing * ijk, margin_voxels=margin)) is inside, (axis, index, margin)
+    # many points at once: one answer per point
+    pts = origin + spacing * np.array([[0, 0, 0], [7, 6, 5], [7.6, 0, 0], [3, -0.6, 2], [3, 3, 3]])
+    np.testing.assert_array_equal(v.contains(pts), [True, True, False, False, True])
 
 
 def test_pet_resampled_onto_ct_grid_in_physical_space():
