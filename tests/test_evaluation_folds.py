@@ -167,18 +167,60 @@ def test_nan_features_warn_and_impute_or_stop():
         check_features(np.full((3, 2), np.nan), ["a", "b"], ["x", "y", "z"])
 
 
+def _wilson(p, n, z=1.959963984540054):
+    """Wilson score interval, the textbook formula (Wilson 1927)."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def test_summary_pools_repeats():
+    """Every figure of a row against its reference: scikit-learn per repeat, DeLong written out with
+    pairwise comparisons (O(m n)), the Wilson formula, the documented pooling over repeats."""
+    from scipy.stats import norm
+    from sklearn.metrics import accuracy_score, brier_score_loss, precision_score, recall_score, roc_auc_score
+
+    from petcad.evaluation.delong import cluster_bootstrap_auc
+    from test_evaluation_metrics import _delong_reference
+
     X, y, g = _design(n_pat=40, seed=3)
     rng = np.random.default_rng(0)
-    good = np.vstack([y + rng.normal(size=y.size) * 0.6 for _ in range(2)])
-    bad = np.vstack([rng.normal(size=y.size) for _ in range(2)])
-    probs = {"good": 1 / (1 + np.exp(-good)), "bad": 1 / (1 + np.exp(-bad))}
+    scores = {"good": np.vstack([y + rng.normal(size=y.size) * 0.6 for _ in range(3)]),
+              "fair": np.vstack([0.7 * y + rng.normal(size=y.size) * 0.6 for _ in range(3)]),
+              "bad": np.vstack([rng.normal(size=y.size) for _ in range(3)])}
+    probs = {k: 1 / (1 + np.exp(-v)) for k, v in scores.items()}
     preds = {k: (v >= 0.5).astype(int) for k, v in probs.items()}
-    rows, best = summarise(y, g, probs, preds, n_repeats=2, n_boot=200)
-    assert best == "good"
+    rows, best = summarise(y, g, probs, preds, n_repeats=3, n_boot=200)
+    assert best == "good" and [r["method"] for r in rows] == ["good", "fair", "bad"]
     r = {row["method"]: row for row in rows}
-    from sklearn.metrics import roc_auc_score
-
-    assert r["good"]["AUC"] == pytest.approx(np.mean([roc_auc_score(y, probs["good"][i]) for i in range(2)]))
-    assert r["good"]["AUC_lo"] < r["good"]["AUC"] < r["good"]["AUC_hi"]
-    assert np.isnan(r["good"]["p_vs_best"]) and r["bad"]["p_vs_best"] < 0.001
+    z = 1.959963984540054
+    for m, P in probs.items():
+        row = r[m]
+        assert row["AUC"] == pytest.approx(np.mean([roc_auc_score(y, P[i]) for i in range(3)]), rel=1e-12)
+        # DeLong interval with the mean per-repeat variance (repeats add no sample size)
+        var = np.mean([_delong_reference(y, P[i])[1][0, 0] for i in range(3)])
+        assert row["AUC_lo"] == pytest.approx(max(0.0, row["AUC"] - z * np.sqrt(var)), rel=1e-9)
+        assert row["AUC_hi"] == pytest.approx(min(1.0, row["AUC"] + z * np.sqrt(var)), rel=1e-9)
+        assert row["brier"] == pytest.approx(np.mean([brier_score_loss(y, P[i]) for i in range(3)]), rel=1e-12)
+        # confusion metrics: the mean per-repeat proportion, Wilson at one repeat's denominator
+        tpr = np.mean([recall_score(y, preds[m][i]) for i in range(3)])
+        acc = np.mean([accuracy_score(y, preds[m][i]) for i in range(3)])
+        assert row["TPR"] == pytest.approx(tpr, rel=1e-12)
+        assert row["SPC"] == pytest.approx(np.mean([recall_score(y, preds[m][i], pos_label=0) for i in range(3)]))
+        assert row["PPV"] == pytest.approx(np.mean([precision_score(y, preds[m][i]) for i in range(3)]), rel=1e-12)
+        assert row["ACC"] == pytest.approx(acc, rel=1e-12)
+        assert (row["TPR_lo"], row["TPR_hi"]) == pytest.approx(_wilson(tpr, (y == 1).sum()), rel=1e-9)
+        assert (row["ACC_lo"], row["ACC_hi"]) == pytest.approx(_wilson(acc, y.size), rel=1e-9)
+        # the patient bootstrap is of the repeat-averaged probabilities
+        clu = cluster_bootstrap_auc(y, P.mean(axis=0), g, n_boot=200, seed=0)
+        assert (row["AUC_clu_lo"], row["AUC_clu_hi"]) == (clu.lo, clu.hi)
+        assert clu.lo != cluster_bootstrap_auc(y, P[0], g, n_boot=200, seed=0).lo
+    # paired DeLong test against the best: mean AUC difference over the root of the mean
+    # per-repeat variance of the difference, two-sided
+    assert np.isnan(r["good"]["p_vs_best"])
+    for m in ("fair", "bad"):
+        covs = [_delong_reference(y, np.vstack([probs["good"][i], probs[m][i]])) for i in range(3)]
+        diff = np.mean([a[0] - a[1] for a, _ in covs])
+        dvar = np.mean([c[0, 0] + c[1, 1] - 2 * c[0, 1] for _, c in covs])
+        assert r[m]["p_vs_best"] == pytest.approx(2 * norm.sf(abs(diff) / np.sqrt(dvar)), rel=1e-9)
+    assert 0.001 < r["fair"]["p_vs_best"] < 0.5 and r["bad"]["p_vs_best"] < 1e-6
