@@ -232,12 +232,30 @@ def test_hybrid_uses_features_and_standardises_with_training_statistics(blob_dat
         FeatureScaler.fit(np.column_stack([feats[tr, 0], np.full(len(tr), np.nan)]))
 
 
-def test_tta_averages_over_the_grid(blob_data):
+def test_tta_is_the_mean_softmax_over_the_729_grid_variants(blob_data):
+    import itertools
+
     clf = CNNClassifier(model="wang2017", epochs=1, batch_size=16, seed=0, threads=2, min_samples_per_epoch=0).fit(blob_data, np.arange(60))
-    plain = clf.predict_proba(blob_data, [70, 71])
-    tta = clf.predict_proba(blob_data, [70, 71], tta=True)
-    assert tta.shape == (2, 2) and np.allclose(tta.sum(1), 1)
-    assert not np.allclose(plain, tta)
+    idx = [70, 71]
+    tta = clf.predict_proba(blob_data, idx, tta=True)
+    # the grid by hand: -10, 0, +10 degrees about each axis times -2, 0, +2 pixels along each axis
+    steps = [r + s for r in itertools.product((-10.0, 0.0, 10.0), repeat=3) for s in itertools.product((-2.0, 0.0, 2.0), repeat=3)]
+    grid = np.array(steps)
+    assert len(np.unique(grid, axis=0)) == 729
+    clf.model_.eval()
+    device = next(clf.model_.parameters()).device
+    probs = []
+    with torch.no_grad():
+        for i in idx:  # every variant through the network, softmax, then the mean of the probabilities
+            logits = clf.model_(blob_data.sample_tensor(np.full(len(grid), i), grid, device=device), None).double()
+            probs.append(torch.softmax(logits, dim=1).cpu().numpy())
+    probs = np.array(probs)
+    np.testing.assert_allclose(tta, probs.mean(axis=1), rtol=0, atol=2e-6)
+    # the variants disagree enough that a part of the grid, or the mean of the logits, would show
+    spread = probs[:, :, 1].max(axis=1) - probs[:, :, 1].min(axis=1)
+    assert spread.min() > 0.05, spread
+    plain = clf.predict_proba(blob_data, idx)
+    np.testing.assert_allclose(plain, probs[:, steps.index((0.0,) * 6)], rtol=0, atol=2e-6)  # the identity variant
 
 
 # ---------------------------------------------------------------------------- checkpoints and bad input
