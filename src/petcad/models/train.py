@@ -292,8 +292,9 @@ def train(
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, in_channels=data.n_channels, patch_size=data.size,
                             n_features=0 if scaler is None else len(scaler.mean), dropout=cfg.dropout, n_classes=K)
+        unit = "points" if getattr(data, "task", "classify") == "segment" else "lesions"
         say(f"{cfg.model}: labels {', '.join(data.classes)} ({', '.join(f'{c} {int(n)}' for c, n in zip(data.classes, counts))} "
-            f"training lesions; {len(val_idx)} validation lesions)")
+            f"training {unit}; {len(val_idx)} validation {unit})")
         init_report = None
         if cfg.init_weights and not (resume and run_dir is not None and (run_dir / "last.safetensors").exists()):
             init_report = ckpt.load_init_weights(model, cfg.init_weights, data.classes)
