@@ -25,6 +25,16 @@ features (the "deep features") of the training lesions feed the classical SVM / 
 on the training lesions, as ``cnn-svm`` / ``cnn-rf`` of ``petcad compare``), which then
 score the held-out lesions' deep features: rows ``NETWORK[+LOSS]/svm`` and ``/rf``, with the
 paired DeLong p against that network's own softmax on the same lesions.
+
+Classical baselines (``--auc MANIFEST --baselines rf,svm,adaboost,mlp``): the classical methods of
+``petcad compare`` (:class:`petcad.evaluation.classifiers.TunedClassifier`: training-fold median
+imputation and scaling, tuned by patient-grouped inner CV) on the 13 diagnostic features of the same
+training lesions, scored on the same held-out lesions, with the paired DeLong p against each network
+row. Every row of the table sees the same information, and the table names it (the modes of ``petcad
+compare``, :func:`petcad.evaluation.compare.mode_description`): by default *images only* (the features
+from petcad's delineation of the images, the networks on 6 channels); with ``--with-mask`` *with
+masks* (the features inside the manifest's masks, the networks on 9 channels). The hybrid network
+gets the same features as the baselines. ``--models none`` runs the baselines alone (seconds).
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ def add_arguments(parser) -> None:
     from petcad.models.config import DEFAULT_NORMALIZATION, EMBEDDING_LOSSES, NORMALIZATIONS, TrainConfig as D
 
     parser.add_argument("--json", action="store_true", help="print JSON (a list, one object per network)")
-    parser.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated networks (default all)")
+    parser.add_argument("--models", default=",".join(ALL_MODELS),
+                        help="comma-separated networks (default all; none or empty: no network, --auc --baselines only)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--batch", type=int, default=256, help="batch for the batched latency (default 256)")
     parser.add_argument("--train-batch", type=int, default=64, help="training batch (default 64)")
@@ -58,7 +69,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
     parser.add_argument("--normalization", default=DEFAULT_NORMALIZATION, choices=NORMALIZATIONS,
                         help=f"patch normalisation in --auc mode (default {DEFAULT_NORMALIZATION}; patch = the original study's)")
-    parser.add_argument("--with-mask", action="store_true", help="9 channels (add the lesion mask) in --auc mode")
+    parser.add_argument("--with-mask", "--with-masks", dest="with_mask", action="store_true",
+                        help="in --auc mode, the table 'with masks': the networks on 9 channels (the lesion mask "
+                             "added), the hybrid's and --baselines' features inside the manifest's masks (default: "
+                             "images only, 6 channels, features from petcad's delineation of the images)")
     parser.add_argument("--patience", type=int, default=D.patience, help=f"early-stopping patience in --auc mode (default {D.patience})")
     parser.add_argument("--dropout", type=float, default=D.dropout,
                         help=f"dropout before the classifier in --auc mode (default {D.dropout:g})")
@@ -76,6 +90,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--deep-baselines", default="", metavar="svm,rf",
                         help="in --auc mode, also score SVM / RF on each trained network's penultimate features "
                              "(tuned on the training lesions' deep features; cnn-svm / cnn-rf of petcad compare)")
+    parser.add_argument("--baselines", default="", metavar="rf,svm,adaboost,mlp",
+                        help="in --auc mode, also score these classical methods (as in petcad compare) on the 13 "
+                             "diagnostic features of the same training / held-out lesions (--models none: these only)")
     parser.add_argument("--progress", action="store_true", help="progress bars in --auc mode")
 
 
@@ -83,6 +100,8 @@ def _models(text: str) -> list[str]:
     from petcad.models.registry import check_model_name
 
     names = [m.strip() for m in text.split(",") if m.strip()]
+    if names == ["none"]:
+        return []
     for m in names:
         check_model_name(m)
     return names
@@ -229,6 +248,10 @@ def run_speed(args) -> int:
     from petcad.models.train import resolve_device, software_versions
 
     names = _models(args.models)
+    if not names:
+        from petcad.errors import InputError
+
+        raise InputError("--models", "no network to time")
     device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     cache = _bench_cache()
@@ -261,32 +284,43 @@ def run_speed(args) -> int:
 
 
 def run_auc(args) -> int:
+    import dataclasses
+
     import numpy as np
     import torch
     from sklearn.model_selection import GroupShuffleSplit
 
     from petcad.errors import InputError
-    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc, delong_test
-    from petcad.models.data import load_manifest_data
+    from petcad.evaluation.classifiers import CLASSICAL
+    from petcad.evaluation.compare import CompareSettings, mode_description, mode_title
     from petcad.models.config import default_lr
+    from petcad.models.data import load_manifest_data
     from petcad.models.estimator import CNNClassifier
     from petcad.models.train import software_versions
 
     names = _models(args.models)
-    losses, baselines = _embedding_losses(args.embedding_loss), _deep_baselines(args.deep_baselines)
-    # the model column: wide enough for NETWORK+LOSS+init/svm
-    w = max(10, max(len(n) for n in names) + max(len(s) + 1 for s in losses) + 5 * bool(args.init_weights)
-            + 4 * bool(baselines))
+    losses = _embedding_losses(args.embedding_loss)
+    baselines = _method_list(args.deep_baselines, "--deep-baselines", ("svm", "rf"))
+    classical = _method_list(args.baselines, "--baselines", tuple(CLASSICAL))
+    if not names and not classical:
+        raise InputError("--models", "no network and no --baselines: nothing to measure")
+    # the model column: wide enough for NETWORK+LOSS+init/svm and the classical methods
+    w = max([10] + [len(n) + max(len(s) + 1 for s in losses) + 5 * bool(args.init_weights) + 4 * bool(baselines)
+                    for n in names] + [len(m) for m in classical])
     if not (0 < args.test_fraction < 1):
         raise InputError("--test-fraction", "must be in (0, 1)")
+    settings = CompareSettings(mode="masks" if args.with_mask else "images", seed=args.seed)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    _, data = load_manifest_data(args.auc, with_features="hybrid" in names, normalization=args.normalization,
-                                 with_mask=args.with_mask)
-    t_load = time.perf_counter() - t0
+    cohort, data = load_manifest_data(args.auc, normalization=args.normalization, with_mask=args.with_mask)
     if len(data.classes) != 2:
         raise InputError(args.auc, f"the hold-out AUC needs two labels, the manifest has {len(data.classes)} "
                                    f"({', '.join(data.classes)}); use petcad compare for K classes")
+    table = None
+    if classical or "hybrid" in names:  # the hybrid network and the baselines see the same features
+        table = _mode_features(cohort, data, settings)
+        data = dataclasses.replace(data, features=table.diagnostic, feature_names=tuple(table.diagnostic_names))
+    t_load = time.perf_counter() - t0
     idx = np.arange(len(data))
     tr, te = next(GroupShuffleSplit(n_splits=1, test_size=args.test_fraction, random_state=args.seed)
                   .split(idx, data.y, data.groups))
@@ -295,25 +329,32 @@ def run_auc(args) -> int:
     meta = {"manifest": str(args.auc), "n_lesions": len(data), "n_patients": int(len(np.unique(data.groups))),
             "n_train": int(len(tr)), "n_test": int(len(te)), "n_test_patients": int(len(np.unique(data.groups[te]))),
             "test_malignant": int(data.y[te].sum()), "seed": args.seed, "threads": args.threads,
+            "mode": settings.mode, "mode_title": mode_title(settings.mode), "mode_description": mode_description(settings),
             "min_samples_per_epoch": args.min_samples_per_epoch, "batch_size": args.batch_size,
             "normalization": args.normalization, "channels": data.n_channels, "patience": args.patience,
             "dropout": args.dropout, "dihedral": not args.no_dihedral, "augment": "random",
             "load_seconds": round(t_load, 1), "versions": software_versions()}
+    if table is not None:
+        meta["delineation"] = {str(k): int(c) for k, c in zip(*np.unique(np.asarray(table.sources), return_counts=True))}
     if not args.json:
+        nets = (f", {args.threads} threads, batch {args.batch_size}, >= {args.min_samples_per_epoch} samples per epoch, "
+                f"{args.normalization} normalisation, {data.n_channels} channels, dropout {args.dropout}, per-plane "
+                f"mirrors/turns {'off' if args.no_dihedral else 'on'}, patience {args.patience}") if names else ""
         print(f"hold-out: {meta['n_test']} lesions of {meta['n_test_patients']} patients ({meta['test_malignant']} malignant); "
               f"trained on {meta['n_train']} lesions of {meta['n_patients'] - meta['n_test_patients']} patients; "
-              f"seed {args.seed}, {args.threads} threads, batch {args.batch_size}, "
-              f">= {args.min_samples_per_epoch} samples per epoch, {args.normalization} normalisation, "
-              f"{data.n_channels} channels, dropout {args.dropout}, per-plane mirrors/turns "
-              f"{'off' if args.no_dihedral else 'on'}, patience {args.patience}", flush=True)
+              f"seed {args.seed}{nets}", flush=True)
+        used = "" if table is None else "; lesions delineated by " + ", ".join(f"{k} {c}" for k, c in meta["delineation"].items())
+        print(f"table: {meta['mode_title']}: {meta['mode_description']}{used}", flush=True)
         print(f"{'model':<{w}} {'AUC':>6} {'DeLong 95% CI':>16} {'patient-bootstrap 95% CI':>25} {'epochs':>7} {'train s':>8}"
               f"{f'  (embedding weight {args.embedding_weight:g})' if losses != ['none'] else ''}",
               flush=True)
     if args.init_weights:
         meta["init_weights"] = str(args.init_weights)
-    meta.update(embedding_losses=losses, embedding_weight=args.embedding_weight, deep_baselines=baselines)
+    meta.update(embedding_losses=losses, embedding_weight=args.embedding_weight, deep_baselines=baselines,
+                baselines=classical)
     rows = []
     plain = {}  # (network, init, softmax|svm|rf) -> hold-out probabilities without the embedding loss
+    networks = {}  # network row -> its hold-out probabilities (for the classical baselines' paired tests)
     for name in names:
         epochs = args.alexnet_epochs if (name == "alexnet" and args.alexnet_epochs) else args.epochs
         probs = {}
@@ -328,16 +369,15 @@ def run_auc(args) -> int:
             clf.fit(data, tr)
             p = probs[init, loss] = clf.predict_proba(data, te)[:, 1]
             secs = time.perf_counter() - t
-            d = auc_ci(data.y[te], p)
-            b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=args.seed)
-            rows.append({"model": name + ("" if loss == "none" else f"+{loss}") + ("" if init is None else "+init"),
-                         "embedding_loss": loss, "auc": round(d.value, 4),
-                         "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
-                         "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4), "epochs_max": epochs,
-                         "epochs_run": len(clf.history_), "best_epoch": clf.best_epoch_, "train_seconds": round(secs, 1)})
+            row = _auc_row(name + ("" if loss == "none" else f"+{loss}") + ("" if init is None else "+init"),
+                           data, te, p, args.seed)
+            row.update(embedding_loss=loss, epochs_max=epochs, epochs_run=len(clf.history_), best_epoch=clf.best_epoch_,
+                       train_seconds=round(secs, 1))
+            rows.append(row)
+            networks[row["model"]] = p
             if init is not None:
                 rows[-1]["layers_loaded"] = clf.init_report_["layers_loaded"]
-                rows[-1]["p_vs_scratch"] = round(delong_test(data.y[te], p, probs[None, loss])[1], 4)
+                rows[-1]["p_vs_scratch"] = round(_delong_p(data.y[te], p, probs[None, loss]), 4)
             _versus_no_loss(rows[-1], p, (name, init, "softmax"), plain, data.y[te])
             if not args.json:
                 _print_auc_row(rows[-1], w)
@@ -346,9 +386,64 @@ def run_auc(args) -> int:
                 rows.append(r)
                 if not args.json:
                     _print_auc_row(r, w)
+    for m in classical:
+        q, params, secs = _tuned_proba(m, table.X[tr], table.X[te], data, tr, args.seed)
+        row = _auc_row(m, data, te, q, args.seed)
+        row.update(method=CLASSICAL[m].label, features=f"{len(table.feature_names)} diagnostic features",
+                   mode=settings.mode, train_seconds=secs, best_params=params,
+                   p_vs_networks={k: round(_delong_p(data.y[te], q, p), 4) for k, p in networks.items()})
+        rows.append(row)
+        if not args.json:
+            _print_auc_row(row, w)
     if args.json:
         print(json.dumps({"settings": meta, "results": rows}, indent=2))
     return 0
+
+
+def _mode_features(cohort, data, settings):
+    """The diagnostic features of every lesion as ``petcad compare`` computes them in ``settings.mode``
+    (:func:`petcad.evaluation.compare.prepare_lesions`: delineation of the images, or the supplied masks
+    with ``masks``), in the order of the networks' lesions (``data``)."""
+    import numpy as np
+
+    from petcad.evaluation.compare import prepare_lesions
+
+    table, _, _ = prepare_lesions(cohort, settings)
+    if not (np.array_equal(np.asarray(table.lesion_id, dtype=str), data.lesion_ids) and np.array_equal(table.y, data.y)):
+        raise RuntimeError("the feature table's lesions differ from the networks' lesions")
+    return table
+
+
+def _delong_p(y, p1, p2) -> float:
+    """Two-sided p of the paired DeLong test of two scores on the same lesions."""
+    from petcad.evaluation.delong import delong_test
+
+    return float(delong_test(y, p1, p2)[1])
+
+
+def _auc_row(model: str, data, te, p, seed: int) -> dict:
+    """AUC of hold-out probabilities ``p`` with the DeLong and the patient-cluster bootstrap 95 % CIs."""
+    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc
+
+    d = auc_ci(data.y[te], p)
+    b = cluster_bootstrap_auc(data.y[te], p, data.groups[te], seed=seed)
+    return {"model": model, "auc": round(d.value, 4), "delong_lo": round(d.lo, 4), "delong_hi": round(d.hi, 4),
+            "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4)}
+
+
+def _tuned_proba(method: str, X_tr, X_te, data, tr, seed: int):
+    """A classical method (:class:`petcad.evaluation.classifiers.TunedClassifier`, 3 inner patient-grouped
+    folds) fitted on the training rows ``X_tr`` (lesions ``tr``): (P(malignant) of ``X_te``, best
+    parameters, seconds)."""
+    import numpy as np
+
+    from petcad.evaluation.classifiers import TunedClassifier
+
+    t = time.perf_counter()
+    tc = TunedClassifier(method, inner_splits=3, seed=seed).fit(X_tr, data.y[tr], data.groups[tr])
+    q = tc.predict_proba(X_te)[:, 1]
+    params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in tc.best_params_.items()}
+    return q, params, round(time.perf_counter() - t, 1)
 
 
 def _embedding_losses(text: str) -> list[str]:
@@ -363,13 +458,14 @@ def _embedding_losses(text: str) -> list[str]:
     return losses
 
 
-def _deep_baselines(text: str) -> list[str]:
+def _method_list(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of distinct methods of ``allowed`` (empty allowed) or an InputError naming ``option``."""
     from petcad.errors import InputError
 
     methods = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in methods if s not in ("svm", "rf")]
+    bad = [s for s in methods if s not in allowed]
     if bad or len(set(methods)) != len(methods):
-        raise InputError("--deep-baselines", f"a comma-separated list of svm, rf, got {text!r}")
+        raise InputError(option, f"a comma-separated list of distinct {', '.join(allowed)}, got {text!r}")
     return methods
 
 
@@ -377,46 +473,37 @@ def _deep_baseline_rows(methods, clf, data, tr, te, p_net, net_row: dict, seed: 
     """SVM / RF on the network's penultimate features: tuned on the training lesions, scored on the hold-out.
 
     Returns ``(row, hold-out probabilities)`` per method."""
-    import numpy as np
-
-    from petcad.evaluation.classifiers import TunedClassifier
-    from petcad.evaluation.delong import auc_ci, cluster_bootstrap_auc, delong_test
-
     if not methods:
         return []
     z_tr, z_te = clf.deep_features(data, tr), clf.deep_features(data, te)
     rows = []
     for m in methods:
-        t = time.perf_counter()
-        tc = TunedClassifier(m, inner_splits=3, seed=seed).fit(z_tr, data.y[tr], data.groups[tr])
-        q = tc.predict_proba(z_te)[:, 1]
-        d = auc_ci(data.y[te], q)
-        b = cluster_bootstrap_auc(data.y[te], q, data.groups[te], seed=seed)
-        rows.append(({"model": f"{net_row['model']}/{m}", "embedding_loss": net_row["embedding_loss"],
-                     "deep_features_of": net_row["model"], "auc": round(d.value, 4), "delong_lo": round(d.lo, 4),
-                     "delong_hi": round(d.hi, 4), "bootstrap_lo": round(b.lo, 4), "bootstrap_hi": round(b.hi, 4),
-                     "epochs_max": net_row["epochs_max"], "epochs_run": net_row["epochs_run"],
-                     "best_epoch": net_row["best_epoch"], "train_seconds": round(time.perf_counter() - t, 1),
-                     "best_params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in tc.best_params_.items()},
-                     "p_vs_network": round(delong_test(data.y[te], q, p_net)[1], 4)}, q))
+        q, params, secs = _tuned_proba(m, z_tr, z_te, data, tr, seed)
+        row = _auc_row(f"{net_row['model']}/{m}", data, te, q, seed)
+        row.update(embedding_loss=net_row["embedding_loss"], deep_features_of=net_row["model"],
+                   epochs_max=net_row["epochs_max"], epochs_run=net_row["epochs_run"], best_epoch=net_row["best_epoch"],
+                   train_seconds=secs, best_params=params, p_vs_network=round(_delong_p(data.y[te], q, p_net), 4))
+        rows.append((row, q))
     return rows
 
 
 def _versus_no_loss(row: dict, p, key: tuple, plain: dict, y) -> None:
     """Keep ``p`` of a run without the embedding loss under ``key``; for a run with one, add ``p_vs_no_loss``
     (paired DeLong test against the same network / baseline trained without it, same hold-out)."""
-    from petcad.evaluation.delong import delong_test
-
     if row["embedding_loss"] == "none":
         plain[key] = p
     elif key in plain:
-        row["p_vs_no_loss"] = round(delong_test(y, p, plain[key])[1], 4)
+        row["p_vs_no_loss"] = round(_delong_p(y, p, plain[key]), 4)
 
 
 def _print_auc_row(r: dict, width: int = 10) -> None:
+    epochs = f"{r['epochs_run']:>3}/{r['epochs_max']:<3}" if "epochs_run" in r else f"{'-':>4}   "
     print(f"{r['model']:<{width}} {r['auc']:>6.3f} {r['delong_lo']:>7.3f}-{r['delong_hi']:<7.3f}  "
-          f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {r['epochs_run']:>3}/{r['epochs_max']:<3} "
-          f"{r['train_seconds']:>8.1f}", flush=True)
+          f"{r['bootstrap_lo']:>11.3f}-{r['bootstrap_hi']:<11.3f} {epochs} {r['train_seconds']:>8.1f}", flush=True)
+    if "p_vs_networks" in r:
+        vs = "; paired DeLong p vs " + ", ".join(f"{k} {v:.3f}" for k, v in r["p_vs_networks"].items()) \
+            if r["p_vs_networks"] else ""
+        print(f"  {r['method']} on the {r['features']}{vs}", flush=True)
     if "p_vs_network" in r:
         print(f"  {r['model'].rsplit('/', 1)[1].upper()} on {r['deep_features_of']}'s penultimate features; paired "
               f"DeLong p vs its softmax on the same hold-out: {r['p_vs_network']:.3f}", flush=True)
@@ -433,9 +520,10 @@ def run(args) -> int:
         from petcad.errors import InputError
 
         raise InputError("--init-weights", "only with --auc MANIFEST (fine-tuned vs scratch on one hold-out)")
-    if (args.deep_baselines or args.embedding_loss != "none") and not args.auc:
+    if (args.deep_baselines or args.baselines or args.embedding_loss != "none") and not args.auc:
         from petcad.errors import InputError
 
-        raise InputError("--embedding-loss" if args.embedding_loss != "none" else "--deep-baselines",
-                         "only with --auc MANIFEST (hold-out AUC with and without the loss)")
+        option = ("--embedding-loss" if args.embedding_loss != "none" else
+                  "--deep-baselines" if args.deep_baselines else "--baselines")
+        raise InputError(option, "only with --auc MANIFEST (the hold-out AUC)")
     return run_auc(args) if args.auc else run_speed(args)
