@@ -159,28 +159,6 @@ def stream_dense_at(stream, images, stride: int, b: np.ndarray, r: np.ndarray, c
     return F.leaky_relu(out, LEAK)
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
-
-    The stream allocates activation maps of a few MB per plane image; by default glibc hands such
-    blocks back (``mmap`` / heap trimming) and every new map then page-faults its memory in again.
-    ``M_MMAP_THRESHOLD`` = 32 MB and ``M_TRIM_THRESHOLD`` = 1 GiB keep them: measured here
-    (``petcad bench segment``), the dense pass of a ``realistic`` study ran 1.3 times faster. The
-    process keeps up to 1 GiB of freed memory afterwards. Returns False (and changes nothing)
-    where the C library is not glibc."""
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 32 * 2**20)) and bool(libc.mallopt(m_trim_threshold, 2**30))
-
-
 @dataclass
 class DenseResult:
     """Probabilities ``(n_points, K)`` at ``points`` ``(n_points, 3)`` (E indices k, j, i) and timings."""
@@ -301,7 +279,6 @@ class DenseSegmenter:
         probs = np.zeros((len(all_pts), n_cls), dtype=np.float32)
         secs = {"resample": 0.0, "network": 0.0}
         model = self.model.to(self.device).eval()
-        keep_freed_memory()
         slabs = 0
         with torch_settings(self.threads, deterministic=False), torch.inference_mode():
             z_of = all_pts[:, 0]
