@@ -128,6 +128,16 @@ def test_segment_lesions_seg_and_evaluation(trained, capsys):
     assert 0.0 <= o["sensitivity"] <= 1.0 and o["false_positives_per_study"] >= 0
     assert set(o["dice_mean"]) == {"benign", "malignant", "tumour"}
     assert all(s["fp_volume_ml"] >= 0 and s["fn_volume_ml"] >= 0 for s in res["studies"])
+    # an FROC operating point is reproduced by segment --min-score with its threshold
+    point = next((p for p in reversed(o["froc"]["points"]) if p["min_score"] is not None), None)
+    if point is not None:
+        out2 = root / "seg_min_score"
+        assert main(args[:6] + [str(out2)] + args[7:] + ["--min-score", repr(point["min_score"])]) == 0
+        capsys.readouterr()
+        assert main(["evaluate-segmentation", str(out2), "--manifest", str(manifest), "--json"]) == 0
+        o2 = json.loads(capsys.readouterr().out)["overall"]
+        assert o2["false_positives_per_study"] == point["fp_per_study_at_threshold"]
+        assert o2["sensitivity"] == point["sensitivity"]
 
 
 def test_segment_bad_input(trained, tmp_path, capsys):

@@ -47,6 +47,11 @@ def run(args) -> int:
           f"per study; mean Dice " + ", ".join(f"{c} {_f(v)}" for c, v in o["dice_mean"].items())
           + f"; malignant-vs-benign AUC over found lesions {_f(o['auc_malignant_found'])} "
           f"({o['auc_n']['malignant']} malignant, {o['auc_n']['benign']} benign)")
+    fr = o["froc"]
+    print("FROC (" + fr["score"] + "): sensitivity " + ", ".join(
+        f"{p['sensitivity']:.3f} at {p['fp_per_study']:g}" for p in fr["points"])
+        + f" false positives per study; CPM {fr['cpm']:.3f}; thresholds (petcad segment --min-score) "
+        + ", ".join(_f(p["min_score"]) for p in fr["points"]))
     if res["missing"]:
         print(f"no outputs for {len(res['missing'])} studies of the manifest (not evaluated)")
     return 0

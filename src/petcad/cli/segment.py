@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--slab", type=int, default=32, help="lattice planes along z per slab (default 32; bounds memory)")
     parser.add_argument("--min-volume-ml", type=float, default=0.0,
                         help="remove predicted lesions smaller than this (mL; default 0 = keep all)")
+    parser.add_argument("--min-score", type=float, default=0.0,
+                        help="remove lesions whose mean tumour probability is below this (default 0: keep all; "
+                             "evaluate-segmentation's FROC prints the threshold of each operating point)")
     parser.add_argument("--pet-grid", action="store_true", help="also write labels_pet / prob_<class>_pet on the PET grid")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -51,9 +54,11 @@ def run(args) -> int:
         raise InputError("--slab", "must be at least 1")
     if args.min_volume_ml < 0:
         raise InputError("--min-volume-ml", "must be >= 0")
+    if not 0.0 <= args.min_score <= 1.0:
+        raise InputError("--min-score", f"must be a probability between 0 and 1, got {args.min_score}")
     settings = SegmentSettings(roi=args.roi, suv_level=args.suv_level, stride=args.stride, slab=args.slab,
                                device=args.device, threads=args.threads, pet_grid=args.pet_grid,
-                               min_volume_ml=args.min_volume_ml)
+                               min_volume_ml=args.min_volume_ml, min_score=args.min_score)
     if args.manifest:
         if args.ct or args.pet:
             raise InputError("--manifest", "give either --manifest or --ct/--pet, not both")

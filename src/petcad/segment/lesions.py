@@ -84,3 +84,8 @@ def lesion_table(labels: Volume, probs: list[np.ndarray], pet: Volume, classes) 
         row["predicted"] = classes[1 + int(np.argmax(means[1:]))]
         rows.append(row)
     return rows, comp
+
+
+def lesion_score(row: dict, classes) -> float:
+    """A predicted lesion's detection score: its mean probability of any tumour class."""
+    return float(sum(float(row[f"p_{c}"]) for c in classes[1:]))

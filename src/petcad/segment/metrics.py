@@ -12,6 +12,12 @@ Per study (on the CT grid of ``labels.nii.gz``):
 * **autoPET volumes** (as the challenge's script): components with 18-connectivity; false-positive
   volume = predicted components that touch no true lesion voxel; false-negative volume = true
   components (of the union of the masks) that touch no predicted tumour voxel; in mL.
+* **FROC** (as LUNA16 and the lesion-detection literature): each predicted lesion is scored by its
+  mean tumour probability (the sum of its ``p_<class>`` over the tumour classes, ``lesions.json``);
+  for every threshold, the lesions scoring below it are dropped, a true lesion counts as found when
+  a kept lesion overlaps it, and false positives per study are the kept lesions overlapping none.
+  Reported: the best sensitivity at <= 0.125, 0.25, 0.5, 1, 2, 4 and 8 false positives per study,
+  with the threshold that gives it (``petcad segment --min-score``), and their mean (CPM).
 * **Malignant vs benign** (two tumour classes named ``benign`` and ``malignant``): per found
   lesion the score ``p_malignant / (p_benign + p_malignant)`` of the predicted lesion overlapping it
   most; the AUC over found lesions (pooled over studies).
@@ -25,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from petcad.errors import InputError
+from petcad.segment.lesions import lesion_score
 
 CONN26 = np.ones((3, 3, 3), dtype=bool)
 
@@ -96,11 +103,13 @@ def evaluate_study(study_dir: Path, rows, classes_hint=None) -> dict:
     comp, n = ndimage.label(pred_t, structure=CONN26)
     if n != len(lesions):
         raise InputError(study_dir / "lesions.json", f"{len(lesions)} lesions listed but labels.nii.gz has {n} components")
+    score = [lesion_score(row, classes) for row in lesions]
     found, scores = [], []
     for r, m in masks:
         ids, counts = np.unique(comp[m & pred_t], return_counts=True)
         hit = len(ids) > 0
-        found.append({"lesion_id": r.lesion_id, "label": r.label, "found": bool(hit)})
+        found.append({"lesion_id": r.lesion_id, "label": r.label, "found": bool(hit),
+                      "best_score": max(score[int(i) - 1] for i in ids) if hit else None})
         if hit and {"benign", "malignant"} <= set(classes):
             row = lesions[int(ids[np.argmax(counts)]) - 1]
             pb, pm = float(row["p_benign"]), float(row["p_malignant"])
@@ -113,7 +122,32 @@ def evaluate_study(study_dir: Path, rows, classes_hint=None) -> dict:
     out["fp_volume_ml"], out["fn_volume_ml"] = fpv, fnv
     out["lesions"] = found
     out["scores"] = scores
+    tp = set(int(i) for i in tp_comp if i > 0)
+    out["detections"] = [{"score": sc, "true_positive": k + 1 in tp} for k, sc in enumerate(score)]
     return out
+
+
+FROC_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def froc(studies: list[dict], rates=FROC_RATES) -> dict:
+    """Best sensitivity at each rate of false positives per study (rule in the module docstring)."""
+    n_studies = len(studies)
+    true_best = np.array([-np.inf if f["best_score"] is None else f["best_score"] for s in studies for f in s["lesions"]])
+    fp_scores = np.sort([d["score"] for s in studies for d in s["detections"] if not d["true_positive"]])[::-1]
+    thresholds = np.unique(np.concatenate([true_best[np.isfinite(true_best)], fp_scores]))[::-1]
+    points = []
+    for t in thresholds:  # from the highest score down: sensitivity and false positives both grow
+        fp = int(np.searchsorted(-fp_scores, -t, side="right")) / n_studies
+        points.append((float(t), fp, float((true_best >= t).mean()) if len(true_best) else 0.0))
+    table = []
+    for rate in rates:
+        ok = [p for p in points if p[1] <= rate]
+        best = max(ok, key=lambda p: (p[2], p[0])) if ok else None
+        table.append({"fp_per_study": rate, "sensitivity": best[2] if best else 0.0,
+                      "min_score": best[0] if best else None, "fp_per_study_at_threshold": best[1] if best else 0.0})
+    return {"points": table, "cpm": float(np.mean([p["sensitivity"] for p in table])),
+            "score": "mean tumour probability of the predicted lesion"}
 
 
 def summarise(studies: list[dict], classes: list[str]) -> dict:
@@ -140,6 +174,7 @@ def summarise(studies: list[dict], classes: list[str]) -> dict:
             "false_positives_per_study": mean("false_positives"), "fp_volume_ml_per_study": mean("fp_volume_ml"),
             "fn_volume_ml_per_study": mean("fn_volume_ml"), "dice_mean": dice_mean,
             "auc_malignant_found": auc, "auc_n": {"benign": int((y == 0).sum()), "malignant": int(y.sum())},
+            "froc": froc(studies),
             "rules": {"found": "a true lesion is found when >= 1 of its mask voxels is predicted as any tumour class",
                       "false_positive": "a predicted lesion (26-connected) overlapping no true lesion voxel",
                       "autopet_volumes": "18-connected components; FP: predicted components touching no true voxel; "
@@ -170,5 +205,6 @@ def evaluate_dir(out_dir, manifest) -> dict:
             classes = json.loads((d / "meta.json").read_text(encoding="utf-8"))["classes"]
     if not studies:
         raise InputError(out_dir, f"no study of {manifest} has outputs here (expected {out_dir}/<patient_id>/meta.json)")
-    return {"overall": summarise(studies, classes), "studies": [{k: v for k, v in s.items() if k != "scores"}
-                                                                for s in studies], "missing": missing}
+    return {"overall": summarise(studies, classes),
+            "studies": [{k: v for k, v in s.items() if k not in ("scores", "detections")} for s in studies],
+            "missing": missing}

@@ -41,7 +41,9 @@ TASK = "segment"
 class SegmentSettings:
     """How to segment: region (``avid``, ``body`` or a mask file), PET level of ``avid`` (SUV),
     lattice stride (patch pixels), z planes per slab, device, CPU threads, PET-grid copies,
-    smallest lesion kept (mL; smaller components are removed from labels and list)."""
+    smallest lesion kept (mL; smaller components are removed from labels and list), lowest lesion
+    score kept (mean tumour probability, :func:`petcad.segment.lesions.lesion_score`; lower-scoring
+    lesions are removed likewise: the operating point of ``evaluate-segmentation``'s FROC)."""
 
     roi: str = "avid"
     suv_level: float = DEFAULT_SUV_LEVEL
@@ -51,6 +53,7 @@ class SegmentSettings:
     threads: int | None = None
     pet_grid: bool = False
     min_volume_ml: float = 0.0
+    min_score: float = 0.0
 
 
 def load_segmenter(run_dir, device: str = "auto"):
@@ -196,13 +199,14 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def _write_outputs(tmp: Path, study, lat, lat_probs, roi, classes, settings: SegmentSettings, ct_path) -> dict:
     from petcad.io.volumes import write_image
-    from petcad.segment.lesions import columns, lesion_table
+    from petcad.segment.lesions import columns, lesion_score, lesion_table
 
     t0 = time.perf_counter()
     maps, labels = _grid_maps(lat_probs, lat, study.ct, classes)
     rows, comp = lesion_table(labels, maps, study.pet, classes)
-    if settings.min_volume_ml > 0 and rows:
-        small = [r["lesion"] for r in rows if r["volume_ml"] < settings.min_volume_ml]
+    if (settings.min_volume_ml > 0 or settings.min_score > 0) and rows:
+        small = [r["lesion"] for r in rows
+                 if r["volume_ml"] < settings.min_volume_ml or lesion_score(r, classes) < settings.min_score]
         if small:
             labels.array[np.isin(comp, small)] = 0
             rows, comp = lesion_table(labels, maps, study.pet, classes)
@@ -233,7 +237,7 @@ def _write_outputs(tmp: Path, study, lat, lat_probs, roi, classes, settings: Seg
                    "body_hu": -500.0, "outside": "probability of none = 1",
                    "may_miss": "lesion voxels whose PET stays below the SUV level (avid region)"
                    if settings.roi == "avid" else None},
-        "min_volume_ml": settings.min_volume_ml, "n_lesions": len(rows),
+        "min_volume_ml": settings.min_volume_ml, "min_score": settings.min_score, "n_lesions": len(rows),
         "lesions_by_class": {c: sum(r["predicted"] == c for r in rows) for c in classes[1:]},
         "outputs": outputs, "seg_dcm": seg_note or "written",
         "write_seconds": round(time.perf_counter() - t0, 3),
