@@ -79,14 +79,15 @@ def _first_layer_subsampled(conv, x):
     map. They are computed on the space-to-depth image: one convolution gives the four positions of
     each block as four channel groups (:func:`_space_to_depth_kernel`), the maximum over the groups
     is the pool, and the bias is added after it (a maximum commutes with adding a constant). Same
-    values as the stride-1 path up to float rounding (the sums run in another order); about 4
-    times faster here, as it never writes the full-resolution map."""
+    values as the stride-1 path up to float rounding (the sums run in another order), without
+    writing the full-resolution map (``tests/test_segment_dense.py`` checks it for every stride and
+    odd and even sizes)."""
     import torch
     import torch.nn.functional as F
 
     h, w = x.shape[-2:]
     k = conv.weight.shape[-1]
-    x = F.pad(x, (0, w % 2, 0, h % 2))  # the padded row / column is only ever read with weight 0
+    x = F.pad(x, (0, w % 2, 0, h % 2))  # the padded row / column never reaches a kept output
     y = F.conv2d(F.pixel_unshuffle(x, 2), _space_to_depth_kernel(conv.weight))
     n, _, a, b = y.shape
     o = conv.weight.shape[0]
