@@ -27,6 +27,10 @@ def add_arguments(parser) -> None:
                         help="--task segment: no-tumour points per tumour point (default 3)")
     parser.add_argument("--suv-level", type=float, default=None,
                         help="--task segment: SUV above which body voxels count as PET-avid (default 1.0)")
+    parser.add_argument("--hard-negatives", default=None, metavar="SEG_DIR",
+                        help="--task segment: a petcad segment output folder of the same studies; its false "
+                             "positives (tumour voxels outside every lesion mask) become a fourth share of the "
+                             "no-tumour points (hard-negative mining; combine with --init-weights RUN)")
     parser.set_defaults(model=None)  # wang2017 for classify, multiview for segment
 
 
@@ -42,7 +46,8 @@ def _segment_loader(args):
                                             "cannot be evaluated densely)")
     _, data = load_segment_data(args.manifest, size=args.size, spacing_mm=args.spacing, seed=args.seed,
                                 per_lesion=args.points_per_lesion, none_ratio=args.none_ratio,
-                                suv_level=DEFAULT_SUV_LEVEL if args.suv_level is None else args.suv_level)
+                                suv_level=DEFAULT_SUV_LEVEL if args.suv_level is None else args.suv_level,
+                                hard_negatives=args.hard_negatives)
     return data
 
 
@@ -57,6 +62,8 @@ def run(args) -> int:
         if args.model != "multiview":
             raise InputError("--model", f"--task segment trains multiview (the network evaluated densely), got {args.model}")
         load_data = _segment_loader
+    elif args.hard_negatives:
+        raise InputError("--hard-negatives", "only with --task segment")
     elif args.model is None:
         args.model = TrainConfig.model
     if args.ddp:

@@ -317,6 +317,7 @@ def train(
                                    "fixed: CT (clip(HU, -1000, 1000) - 40) / 300, PET clip(SUV, 0, 30) / 3"),
             "classes": list(data.classes),
             "task": getattr(data, "task", "classify"),  # "segment": petcad.segment's point data (none + lesion labels)
+            "points": getattr(data, "point_settings", None),  # segment: how the training points were drawn
             "class_balance": f"weighted cross-entropy, weight n / ({K} n_c)",
             "embedding_loss_text": embedding_text(cfg),
             "feature_names": list(data.feature_names) if scaler is not None else [],

@@ -9,7 +9,11 @@ malignant by default). Per study (every lesion needs a mask):
   1. the body (CT above -500 HU, lungs included: holes filled per axial plane), 2. PET-avid
   normal tissue (body voxels with SUV >= ``suv_level``: myocardium, liver, blood pool, marrow,
   kidneys...), 3. the surroundings of each lesion (2 to 12 mm outside its mask, in a random
-  direction), never inside any lesion mask and never in the air outside the body.
+  direction), never inside any lesion mask and never in the air outside the body;
+  with ``hard_negatives`` (a ``petcad segment`` output folder of the same studies, e.g. from an
+  earlier run), a fourth equal share from **its false positives**: voxels it labelled as any
+  tumour class outside every lesion mask (hard-negative mining: fine-tune the earlier run on them
+  with ``--init-weights``).
 
 Patches are sampled on the fly from each study's whole CT and PET (cropped to the CT's
 non-air box) by :class:`petcad.patches.sampler.PatchSampler`, through a point table that
@@ -95,8 +99,9 @@ def _pick(rng, candidates: np.ndarray, n: int) -> np.ndarray:
 
 
 def study_points(study, classes: list[str], rng, *, per_lesion: int, none_ratio: float,
-                 suv_level: float) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(points (n, 3) mm, class index (n,), kind per point) of one study."""
+                 suv_level: float, predicted: Volume | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(points (n, 3) mm, class index (n,), kind per point) of one study; ``predicted``: an earlier
+    segmentation's tumour voxels (nonzero) on any grid, whose false positives become hard negatives."""
     from petcad.segment.roi import body_mask
 
     pts, ys, kinds, masks = [], [], [], []
@@ -111,7 +116,7 @@ def study_points(study, classes: list[str], rng, *, per_lesion: int, none_ratio:
         ys.append(np.full(len(w), classes.index(les.label)))
         kinds += ["lesion"] * len(w)
     n_les = sum(len(p) for p in pts)
-    n_each = int(round(none_ratio * max(n_les, per_lesion) / 3.0))
+    n_each = int(round(none_ratio * max(n_les, per_lesion) / (3.0 if predicted is None else 4.0)))
     ct = study.ct
     body = body_mask(ct.array, BODY_HU)
     body_idx = np.argwhere(body)[:, ::-1].astype(np.float64)
@@ -133,7 +138,13 @@ def study_points(study, classes: list[str], rng, *, per_lesion: int, none_ratio:
         ok[ok] = body[ijk[ok, 2], ijk[ok, 1], ijk[ok, 0]]
         cand = cand[ok]
         near = cand[~_inside_any(masks, cand)][:n_each]
-    for w, kind in ((body_w, "body"), (avid_w, "avid"), (np.asarray(near).reshape(-1, 3), "surroundings")):
+    hard = np.zeros((0, 3))
+    if predicted is not None:
+        idx = np.argwhere(predicted.array != 0)[:, ::-1].astype(np.float64)
+        hard = predicted.index_to_world(_pick(rng, idx, 4 * n_each + 16))
+        hard = hard[~_inside_any(masks, hard)][:n_each]
+    for w, kind in ((body_w, "body"), (avid_w, "avid"), (np.asarray(near).reshape(-1, 3), "surroundings"),
+                    (hard, "false positive")):
         pts.append(w)
         ys.append(np.zeros(len(w), dtype=np.int64))
         kinds += [kind] * len(w)
@@ -149,9 +160,23 @@ def segment_classes(labels) -> list[str]:
     return [NONE_CLASS] + present
 
 
+def _predicted_tumour(folder, patient_id: str) -> Volume:
+    """The tumour voxels of ``folder/<patient_id>/labels.nii.gz`` (a ``petcad segment`` output)."""
+    from pathlib import Path
+
+    from petcad.io.volumes import read_image
+
+    path = Path(folder) / patient_id / "labels.nii.gz"
+    if not path.is_file():
+        raise InputError(path, f"--hard-negatives: no petcad segment output for patient {patient_id!r}")
+    return read_image(path, modality="mask")
+
+
 def build_segment_data(cohort, *, size: int = 51, spacing_mm: float = 1.0, seed: int = 0, per_lesion: int = 64,
-                       none_ratio: float = 3.0, suv_level: float = DEFAULT_SUV_LEVEL, sources=None):
-    """A :class:`petcad.models.data.LesionData` of training points (``task = "segment"``) for ``cohort``."""
+                       none_ratio: float = 3.0, suv_level: float = DEFAULT_SUV_LEVEL, sources=None,
+                       hard_negatives=None):
+    """A :class:`petcad.models.data.LesionData` of training points (``task = "segment"``) for ``cohort``;
+    ``hard_negatives``: a ``petcad segment`` output folder of the same studies (see the module docstring)."""
     from petcad.models.data import LesionData
 
     if per_lesion < 1:
@@ -163,7 +188,9 @@ def build_segment_data(cohort, *, size: int = 51, spacing_mm: float = 1.0, seed:
     for s_idx, study in enumerate(cohort.studies):
         ct = study.require_ct("segmentation training") if hasattr(study, "require_ct") else study.ct
         rng = np.random.default_rng([seed, s_idx])
-        p, y, k = study_points(study, classes, rng, per_lesion=per_lesion, none_ratio=none_ratio, suv_level=suv_level)
+        pred = None if hard_negatives is None else _predicted_tumour(hard_negatives, study.patient_id)
+        p, y, k = study_points(study, classes, rng, per_lesion=per_lesion, none_ratio=none_ratio, suv_level=suv_level,
+                               predicted=pred)
         vols.append(_air_crop(ct, study.pet))
         point_rows.append((s_idx, p))
         ys.append(y)
@@ -176,6 +203,10 @@ def build_segment_data(cohort, *, size: int = 51, spacing_mm: float = 1.0, seed:
                       sources=list(sources or []))
     data.task = "segment"
     data.point_kinds = np.asarray(kinds)
+    names, counts = np.unique(np.asarray(kinds), return_counts=True)
+    data.point_settings = {"per_lesion": per_lesion, "none_ratio": none_ratio, "suv_level": suv_level, "seed": seed,
+                           "hard_negatives": None if hard_negatives is None else str(hard_negatives),
+                           "counts": {str(n): int(c) for n, c in zip(names, counts)}}
     return data
 
 
@@ -196,7 +227,7 @@ def _pack(vols, point_rows, ids) -> PointCache:
 
 
 def load_segment_data(manifest, *, size: int = 51, spacing_mm: float = 1.0, seed: int = 0, per_lesion: int = 64,
-                      none_ratio: float = 3.0, suv_level: float = DEFAULT_SUV_LEVEL):
+                      none_ratio: float = 3.0, suv_level: float = DEFAULT_SUV_LEVEL, hard_negatives=None):
     """(cohort, training points) of a manifest whose lesions all have masks."""
     from pathlib import Path
 
@@ -209,5 +240,5 @@ def load_segment_data(manifest, *, size: int = 51, spacing_mm: float = 1.0, seed
         raise InputError(manifest, f"segmentation training needs a mask for every lesion; {len(missing)} have none "
                                    f"(first: {missing[0]})")
     data = build_segment_data(cohort, size=size, spacing_mm=spacing_mm, seed=seed, per_lesion=per_lesion,
-                              none_ratio=none_ratio, suv_level=suv_level)
+                              none_ratio=none_ratio, suv_level=suv_level, hard_negatives=hard_negatives)
     return cohort, data
