@@ -86,3 +86,13 @@ def browser():
         b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def torch_two_threads():
+    """torch on 2 CPU threads for the test (the machine's cores; the result must not depend on more), restored after."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)

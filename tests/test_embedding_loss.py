@@ -19,12 +19,7 @@ from petcad.models.estimator import CNNClassifier  # noqa: E402
 from test_models import blob_cohort, write_cohort  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_two_threads")
 
 
 def _batch(shift: float, n: int = 8, d: int = 5, seed: int = 0):

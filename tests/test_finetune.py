@@ -24,12 +24,7 @@ from petcad.models.train import train  # noqa: E402
 TRUNK = ["fc.1", "features.0", "features.3"]
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("torch_two_threads")
 
 
 def patch_data(classes, n=36, seed=0) -> LesionData:
